@@ -1,0 +1,77 @@
+"""Element-wise comparison of two arrays against a per-element tolerance (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How far ``actual`` is from ``expected``.
+
+    Attributes:
+        name: what was compared, e.g. ``"keras vs reference"``.
+        ok: every element within its tolerance, shapes equal, non-finite values in the same places.
+        max_abs: largest ``|actual - expected|``.
+        max_rel: largest ``|actual - expected| / |expected|`` (``|expected|`` floored at float32 tiny).
+        worst_index: index of the element that used the largest share of its tolerance (channels-first).
+        worst_actual: that element's value in ``actual``.
+        worst_expected: that element's value in ``expected``.
+        worst_tolerance: that element's tolerance.
+        detail: why the comparison failed before any element was compared (e.g. shapes), else "".
+    """
+
+    name: str
+    ok: bool
+    max_abs: float
+    max_rel: float
+    worst_index: tuple[int, ...]
+    worst_actual: float
+    worst_expected: float
+    worst_tolerance: float
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.detail:
+            return f"{self.name}: FAILED ({self.detail})"
+        verdict = "ok" if self.ok else "FAILED"
+        return (
+            f"{self.name}: {verdict}  max abs {self.max_abs:.3g}  max rel {self.max_rel:.3g}  "
+            f"worst at {list(self.worst_index)}: {self.worst_actual:.9g} vs {self.worst_expected:.9g} "
+            f"(tolerance {self.worst_tolerance:.3g})"
+        )
+
+
+def compare(name: str, actual: np.ndarray, expected: np.ndarray, tolerance: np.ndarray | float) -> Comparison:
+    """Compare two arrays element by element; ``tolerance`` broadcasts against them."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        nan = float("nan")
+        return Comparison(name, False, nan, nan, (), nan, nan, nan,
+                          f"shape {actual.shape} vs expected {expected.shape}")
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), e.shape)
+    same_nonfinite = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
+    diff = np.where(same_nonfinite, 0.0, np.abs(a - e))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rel = diff / np.maximum(np.abs(np.nan_to_num(e)), _TINY)
+    if diff.size == 0:
+        return Comparison(name, True, 0.0, 0.0, (), 0.0, 0.0, 0.0)
+    share = diff / tol
+    worst = np.unravel_index(int(np.argmax(share)), share.shape)
+    return Comparison(
+        name=name,
+        ok=bool(np.all(diff <= tol)),
+        max_abs=float(diff.max()),
+        max_rel=float(rel.max()),
+        worst_index=tuple(int(i) for i in worst),
+        worst_actual=float(a[worst]),
+        worst_expected=float(e[worst]),
+        worst_tolerance=float(tol[worst]),
+    )

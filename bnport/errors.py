@@ -1,0 +1,35 @@
+"""bnport's exception and warning types (standard library only).
+
+Every error bnport raises on bad input is a :class:`BnportError`; each also subclasses the built-in
+it resembles, so ``except ValueError`` keeps working in callers that predate bnport.
+"""
+
+from __future__ import annotations
+
+
+class BnportError(Exception):
+    """Base class of every error bnport raises on purpose."""
+
+
+class SpecError(BnportError, ValueError):
+    """A layer's weights or settings are inconsistent (shapes, dtypes, epsilon, momentum)."""
+
+
+class UnsupportedLayerError(BnportError, TypeError):
+    """A layer, or a setting of it, has no equivalent in the other framework."""
+
+
+class IncompatibleLayerError(BnportError, ValueError):
+    """A destination layer cannot receive the source's weights (size, axis, rank or flags differ)."""
+
+
+class CheckpointError(BnportError, OSError):
+    """A file cannot be read or written safely."""
+
+
+class ExportError(BnportError, RuntimeError):
+    """A framework's ONNX exporter or ONNX Runtime failed on a model bnport built or was given."""
+
+
+class BnportWarning(UserWarning):
+    """A port that is exact for inference but not for every use (for example further training)."""

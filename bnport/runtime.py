@@ -1,0 +1,32 @@
+"""Run ONNX models in ONNX Runtime on the CPU (no framework imported)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnx
+
+from bnport.errors import ExportError
+
+
+def session(model: onnx.ModelProto):
+    """An onnxruntime InferenceSession for an in-memory model, on the CPU provider."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise ExportError(f"onnxruntime could not load the model '{model.graph.name}': {exc}") from exc
+
+
+def run(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    """Run ``model`` once; a single array feeds the model's only input."""
+    sess = session(model)
+    if isinstance(inputs, np.ndarray):
+        inputs = {sess.get_inputs()[0].name: inputs}
+    return sess.run(None, dict(inputs))
