@@ -1,11 +1,15 @@
 """bnport: port trained weights between PyTorch and Keras 3, BatchNorm first, checked through ONNX Runtime.
 
-Importing bnport imports neither torch nor tensorflow; each public function loads its framework when called.
+Importing bnport imports neither torch, tensorflow, onnx nor numpy: the public names below load their
+module on first use, and each function loads its framework when called.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from bnport._version import __version__
-from bnport.api import from_keras, from_torch, to_keras, to_torch
-from bnport.check import LayerCheck, check_layer
 from bnport.errors import (
     BnportError,
     BnportWarning,
@@ -14,10 +18,43 @@ from bnport.errors import (
     IncompatibleLayerError,
     SpecError,
     UnsupportedLayerError,
+    UsageError,
 )
-from bnport.explain import Explanation, explain
-from bnport.findings import Finding
-from bnport.spec import BatchNormSpec
+
+#: public name -> module that defines it (imported on first access)
+_LAZY = {
+    "from_torch": "bnport.api",
+    "to_torch": "bnport.api",
+    "from_keras": "bnport.api",
+    "to_keras": "bnport.api",
+    "check_layer": "bnport.check",
+    "LayerCheck": "bnport.check",
+    "explain": "bnport.explain",
+    "Explanation": "bnport.explain",
+    "Finding": "bnport.findings",
+    "BatchNormSpec": "bnport.spec",
+}
+
+if TYPE_CHECKING:
+    from bnport.api import from_keras, from_torch, to_keras, to_torch
+    from bnport.check import LayerCheck, check_layer
+    from bnport.explain import Explanation, explain
+    from bnport.findings import Finding
+    from bnport.spec import BatchNormSpec
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bnport' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BatchNormSpec",
@@ -31,6 +68,7 @@ __all__ = [
     "LayerCheck",
     "SpecError",
     "UnsupportedLayerError",
+    "UsageError",
     "__version__",
     "check_layer",
     "explain",

@@ -33,3 +33,7 @@ class ExportError(BnportError, RuntimeError):
 
 class BnportWarning(UserWarning):
     """A port that is exact for inference but not for every use (for example further training)."""
+
+
+class UsageError(BnportError, ValueError):
+    """A command line or API call names something that does not exist or cannot be used."""

@@ -161,12 +161,14 @@ def _setting_findings(x: np.ndarray, t: Side, k: Side, training: bool) -> list[F
             _delta(x, (t.spec, training), (t.spec.replace(epsilon=k.spec.epsilon), training)),
         ))
     if t.spec.momentum != k.spec.momentum:
-        tm = "None (cumulative average)" if t.spec.momentum is None else f"{t.spec.torch_momentum:g}"
+        if t.spec.momentum is None:
+            said = "PyTorch momentum=None (cumulative average) has no fixed Keras equivalent"
+        else:
+            said = f"PyTorch momentum {t.spec.torch_momentum:g} means Keras {t.spec.momentum:g} (keras = 1 - torch)"
         found.append(Finding(
             "momentum",
-            f"momentum differs: PyTorch {tm} means Keras "
-            f"{'n/a' if t.spec.momentum is None else format(t.spec.momentum, 'g')}, but Keras has "
-            f"{k.spec.momentum:g} (keras = 1 - torch). Inference is unaffected; further training is not.",
+            f"momentum differs: {said}, but Keras has {k.spec.momentum:g}. Inference is unaffected; "
+            "further training is not.",
             0.0,
         ))
     if t.spec.dtype != k.spec.dtype:

@@ -1,0 +1,5 @@
+"""``python -m bnport``."""
+
+from bnport.cli import run
+
+run()

@@ -1,0 +1,52 @@
+"""Write files atomically: a temporary file in the destination's folder, then one rename (stdlib only).
+
+A crash or kill mid-write leaves the old destination (or none) and at most a stray temporary file whose
+name starts with ``.bnport-tmp-``; never a half-written destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bnport.errors import CheckpointError
+
+
+def check_destination(dst: Path, *, force: bool, sources: tuple[Path, ...] = ()) -> None:
+    """Refuse a destination that is a source, a directory, an existing file without ``force``, or unwritable."""
+    for src in sources:
+        if dst.exists() and src.exists() and os.path.samefile(dst, src):
+            raise CheckpointError(f"the destination {dst} is the source file; write to another path")
+    if dst.is_dir():
+        raise CheckpointError(f"the destination {dst} is a directory; give a file name")
+    if dst.exists() and not force:
+        raise CheckpointError(f"the destination {dst} exists; pass --force (force=True) to replace it")
+    folder = dst.parent if str(dst.parent) else Path(".")
+    if not folder.is_dir():
+        raise CheckpointError(f"the destination folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CheckpointError(f"the destination folder {folder} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_path(dst: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``dst`` (ending in ``suffix``); on success rename it onto ``dst``."""
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(prefix=".bnport-tmp-", suffix=suffix, dir=dst.parent if str(dst.parent) else ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, dst)
+    except CheckpointError:
+        raise
+    except OSError as exc:
+        raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()

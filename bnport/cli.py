@@ -1,0 +1,72 @@
+"""bnport's command line. Parsing imports no framework, so ``--help`` and ``--version`` answer at once.
+
+Exit codes: 0 success; 1 the models drift (a comparison failed); 2 bad input or usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from bnport._version import __version__
+
+EXIT_OK, EXIT_DRIFT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _add_models(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--torch-model", required=required, metavar="FACTORY",
+                   help="MODULE:FACTORY or path/to/file.py:FACTORY building the PyTorch model")
+    p.add_argument("--torch-weights", metavar="FILE", help="PyTorch state dict (.pt/.pth/.bin/.safetensors)")
+    p.add_argument("--keras-model", required=required, metavar="FILE_OR_FACTORY",
+                   help="a .keras file (loaded in safe mode) or MODULE:FACTORY building the Keras model")
+    p.add_argument("--keras-weights", metavar="FILE", help="Keras weights (.weights.h5, legacy .h5, .keras)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (no framework imported)."""
+    parser = argparse.ArgumentParser(
+        prog="bnport",
+        description="Port trained weights between PyTorch and Keras 3 (BatchNorm first) and prove it "
+        "through ONNX Runtime.",
+        epilog="exit codes: 0 ok, 1 models drift, 2 bad input or usage",
+    )
+    parser.add_argument("--version", action="version", version=f"bnport {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("explain", help="say why the BatchNorm layers of a PyTorch and a Keras model differ")
+    _add_models(p, required=True)
+    p.add_argument("--inputs", metavar="FILE.npz", help="channels-first inputs, one array per BatchNorm pair "
+                   "in order (default: seeded samples around each layer's statistics)")
+
+    p = sub.add_parser("demo", help="port the bundled fixture, check it through ONNX Runtime, explain a naive port")
+    p.add_argument("--fixtures", metavar="DIR", help="folder of the bundled fixtures (default: the repository's)")
+    p.add_argument("--out", metavar="DIR", default="out", help="where the ported files go (default: ./out)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from bnport import commands
+    from bnport.errors import BnportError
+
+    try:
+        return getattr(commands, args.command)(args)
+    except BnportError as exc:
+        print(f"bnport: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("bnport: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Build a model from a ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY`` reference.
+
+This runs the user's own model code (the definition of the architecture, never a checkpoint): the
+factory is a function or class called with no arguments that returns a ``torch.nn.Module`` or a Keras model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bnport.errors import UsageError
+
+
+def load_factory(reference: str) -> Callable[[], object]:
+    """Resolve ``pkg.module:name`` or ``path/to/file.py:name`` to the callable it names."""
+    module_ref, sep, name = reference.rpartition(":")
+    if not sep or not module_ref or not name:
+        raise UsageError(
+            "a model factory is written MODULE:FACTORY or path/to/file.py:FACTORY. "
+            f"Received: {reference!r}"
+        )
+    if module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref:
+        module = _module_from_path(Path(module_ref))
+    else:
+        try:
+            module = importlib.import_module(module_ref)
+        except ImportError as exc:
+            raise UsageError(f"cannot import module '{module_ref}' for factory {reference!r}: {exc}") from exc
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise UsageError(f"'{module_ref}' has no callable named '{name}' (from factory {reference!r})")
+    return factory
+
+
+def _module_from_path(path: Path):
+    if not path.is_file():
+        raise UsageError(f"model definition file not found: {path}")
+    key = f"bnport_factory_{abs(hash(str(path.resolve())))}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot load Python file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(reference: str) -> object:
+    """Call the factory named by ``reference`` and return the model it builds."""
+    return load_factory(reference)()

@@ -1,0 +1,39 @@
+"""Build the models a command names and load their weights: the shared start of explain, demo, convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bnport.errors import UsageError
+from bnport.factories import build
+
+
+def torch_model(factory: str, weights: str | Path | None = None):
+    """A PyTorch model from its factory, with ``weights`` (a state dict file) loaded strictly, in eval mode."""
+    import torch
+
+    from bnport import torch_files
+
+    model = build(factory)
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        torch_files.load_into(model, torch_files.read_state_dict(weights), weights)
+    return model.eval()
+
+
+def keras_model(model_ref: str, weights: str | Path | None = None):
+    """A Keras model from a ``.keras`` file (safe mode) or a factory, with optional weights loaded."""
+    import keras
+
+    from bnport import keras_files
+
+    if model_ref.endswith(keras_files.KERAS_ARCHIVE) and ":" not in Path(model_ref).name:
+        model = keras_files.load_model(model_ref)
+    else:
+        model = build(model_ref)
+    if not isinstance(model, keras.Model):
+        raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
+    if weights is not None:
+        keras_files.load_weights(model, weights)
+    return model

@@ -1,0 +1,115 @@
+"""PyTorch checkpoint files: read and write state dicts safely (``.pt``/``.pth``/``.bin``, ``.safetensors``).
+
+Pickled checkpoints are read with ``torch.load(weights_only=True)`` only: tensors and plain containers,
+never code. There is no unsafe fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from bnport.atomic import atomic_path
+from bnport.errors import CheckpointError
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+SAFETENSORS_SUFFIX = ".safetensors"
+#: Keys under which training scripts commonly nest the state dict, tried in this order.
+NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
+
+
+def _is_state_dict(obj: object) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """Find the state dict in a loaded checkpoint: the object itself or one of :data:`NESTING_KEYS`."""
+    if _is_state_dict(obj):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        for key in NESTING_KEYS:
+            if key in obj and _is_state_dict(obj[key]):
+                return dict(obj[key])
+        keys = ", ".join(repr(k) for k in list(obj)[:12])
+        raise CheckpointError(
+            f"{path} holds a dict but no state dict of tensors at the top or under {', '.join(NESTING_KEYS)}. "
+            f"Its keys: {keys}"
+        )
+    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a PyTorch state dict from ``.pt``/``.pth``/``.bin``/``.ckpt`` (weights only) or ``.safetensors``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return _read_safetensors(path)
+    if path.suffix not in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint suffix ({', '.join(PICKLE_SUFFIXES)}, {SAFETENSORS_SUFFIX})"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path} was refused: it is a pickle that asks to run code or build objects other than "
+                f"tensors ({first}). bnport loads checkpoints with weights_only=True and has no unsafe "
+                "fallback; re-save it as a plain state dict or as .safetensors"
+            ) from exc
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {first}") from exc
+    return unwrap(obj, path)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+
+
+def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Write a state dict atomically, as ``.safetensors`` or (any other suffix) a ``torch.save`` pickle."""
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        if path.suffix == SAFETENSORS_SUFFIX:
+            from safetensors.torch import save_file
+
+            save_file(tensors, str(tmp))
+        else:
+            torch.save(tensors, tmp)
+
+
+def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Load a state dict into ``model`` strictly; every missing, unexpected or mis-shaped key in one error."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatches: {'; '.join(shapes)}")
+    if problems:
+        raise CheckpointError(
+            f"{path} does not fit {type(model).__name__}: " + " | ".join(problems)
+            + ". Check that the model factory builds the architecture the checkpoint was saved from."
+        )
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,63 @@
+"""Write the bundled fixtures (seeded, reproducible): real trained layers saved with each framework's own calls.
+
+Run: .venv/bin/python scripts/make_fixtures.py   (rewrites fixtures/*.pt, *.safetensors, *.keras, *.h5)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fixtures"))
+
+import models  # noqa: E402
+import torch  # noqa: E402
+
+SEED = 20261128
+
+
+def train_bn_layers() -> torch.nn.Module:
+    """Run the three BatchNorm layers in training mode on shifted, scaled batches so the stats are trained."""
+    torch.manual_seed(SEED)
+    net = models.torch_bn_layers().train()
+    with torch.no_grad():
+        for bn in (net.bn1d, net.bn2d, net.bn3d):  # gamma around 1, beta around 0, as after training
+            bn.weight.copy_(1.0 + 0.25 * torch.randn_like(bn.weight))
+            bn.bias.copy_(0.2 * torch.randn_like(bn.bias))
+        for _ in range(30):
+            net(
+                torch.randn(16, 8) * 2.0 + 0.5,
+                torch.randn(4, 16, 6, 6) * torch.linspace(0.5, 3.0, 16).view(1, 16, 1, 1) - 1.0,
+                torch.randn(2, 4, 3, 4, 4) * 0.3 + 2.0,
+            )
+    return net.eval()
+
+
+def naive_keras_port(net: torch.nn.Module):
+    """What a hand port gets wrong: weights and statistics copied, Keras defaults for epsilon and momentum."""
+    model = models.keras_bn_layers()
+    for name in ("bn1d", "bn2d", "bn3d"):
+        bn = getattr(net, name)
+        model.get_layer(name).set_weights(
+            [t.detach().numpy() for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var)]
+        )
+    return model
+
+
+def main() -> None:
+    out = ROOT / "fixtures"
+    net = train_bn_layers()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.save(state, out / "bn_layers.pt")
+    from safetensors.torch import save_file
+
+    save_file(state, str(out / "bn_layers.safetensors"))
+    naive_keras_port(net).save(out / "bn_layers_naive.keras")
+    print("wrote", *sorted(p.name for p in out.iterdir() if p.suffix != ".py"))
+
+
+if __name__ == "__main__":
+    main()

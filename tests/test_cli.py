@@ -1,0 +1,78 @@
+"""The command line: fast --help without frameworks, exit codes, explain and demo on the bundled fixture."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+MODELS = FIXTURES / "models.py"
+
+
+def bnport(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "bnport", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+PROBE = """
+import sys
+from bnport.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    pass
+heavy = sorted(m for m in ("torch", "tensorflow", "keras", "onnx", "onnxruntime", "numpy") if m in sys.modules)
+print("HEAVY=" + ",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["demo", "--help"], ["explain", "--help"]])
+def test_help_and_version_import_no_framework(argv):
+    out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY=\n" in out.stdout
+
+
+def test_importing_bnport_imports_no_framework():
+    code = "import sys, bnport; print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_version_and_no_command():
+    assert bnport("--version").stdout.startswith("bnport ")
+    assert bnport().returncode == 2
+
+
+def test_explain_on_the_bundled_fixture():
+    out = bnport("explain", "--torch-model", f"{MODELS}:torch_bn_layers", "--torch-weights",
+                 str(FIXTURES / "bn_layers.pt"), "--keras-model", str(FIXTURES / "bn_layers_naive.keras"))
+    assert out.returncode == 0, out.stderr
+    assert "bn1d (PyTorch BatchNorm1d) <-> bn1d (Keras)" in out.stdout
+    assert "[epsilon] epsilon differs: PyTorch 1e-05, Keras 0.001" in out.stdout
+    assert "[momentum]" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_explain_bad_input_exits_2_without_traceback(tmp_path):
+    out = bnport("explain", "--torch-model", f"{MODELS}:torch_bn_layers", "--torch-weights",
+                 str(tmp_path / "missing.pt"), "--keras-model", str(FIXTURES / "bn_layers_naive.keras"))
+    assert out.returncode == 2
+    assert "checkpoint not found" in out.stderr and "Traceback" not in out.stderr
+    out = bnport("explain", "--torch-model", "no_such_module:f", "--keras-model", "x.keras")
+    assert out.returncode == 2 and "cannot import module 'no_such_module'" in out.stderr
+
+
+def test_demo_ports_checks_and_explains(tmp_path):
+    out = bnport("demo", "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert (tmp_path / "out" / "bn_layers.keras").is_file()
+    assert out.stdout.count(": ok  max abs") == 3
+    assert "[epsilon] epsilon differs: PyTorch 2e-05, Keras 0.001" in out.stdout
+    assert "momentum=None (cumulative moving average) has no Keras equivalent" in out.stdout
