@@ -16,10 +16,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import numpy as np  # noqa: E402
-from helpers import torch_bn  # noqa: E402
+import numpy as np
+from helpers import torch_bn
 
-from bnport import check_layer, from_torch, to_keras  # noqa: E402
+from bnport import check_layer, from_torch, to_keras
 
 
 def main() -> None:

@@ -1,0 +1,186 @@
+"""Keras 3 side of every supported layer: read a layer into a neutral spec, write a spec into a layer."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from bnport import keras_bn, layout
+from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
+from bnport.keras_bn import variable_to_numpy
+from bnport.layers import AnySpec, LayerSpec, check_shape
+from bnport.layers import check_droppable as _check_droppable
+from bnport.spec import BatchNormSpec
+
+L = keras.layers
+_CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
+_DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
+_CONV_T = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
+
+
+def _bias(layer) -> dict:
+    return {"bias": variable_to_numpy(layer.bias)} if getattr(layer, "bias", None) is not None else {}
+
+
+def _conv_attrs(layer, channels: int, groups: int) -> dict:
+    return {"groups": groups, "stride": tuple(layer.strides), "dilation": tuple(layer.dilation_rate),
+            "padding": layer.padding, "channels": channels, "data_format": layer.data_format}
+
+
+def _conv(layer) -> LayerSpec:
+    k = variable_to_numpy(layer.kernel)
+    groups = int(getattr(layer, "groups", 1) or 1)
+    channels = k.shape[-2] * groups
+    return LayerSpec("conv", {"weight": layout.conv_to_torch(k), **_bias(layer)}, _conv_attrs(layer, channels, groups))
+
+
+def _depthwise(layer) -> LayerSpec:
+    k = variable_to_numpy(layer.kernel)
+    channels = k.shape[-2]
+    return LayerSpec("conv", {"weight": layout.depthwise_to_torch(k), **_bias(layer)},
+                     _conv_attrs(layer, channels, channels))
+
+
+def _conv_transpose(layer) -> LayerSpec:
+    k = variable_to_numpy(layer.kernel)
+    attrs = _conv_attrs(layer, k.shape[-1], 1)
+    return LayerSpec("conv_transpose", {"weight": layout.conv_transpose_to_torch(k), **_bias(layer)}, attrs)
+
+
+def _dense(layer) -> LayerSpec:
+    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+        raise UnsupportedLayerError(f"Keras Dense '{layer.name}' is LoRA-enabled or quantized; merge it first")
+    return LayerSpec("dense", {"weight": layout.dense_to_torch(variable_to_numpy(layer.kernel)), **_bias(layer)})
+
+
+def _norm_arrays(layer) -> dict:
+    out = {}
+    if layer.scale:
+        out["weight"] = variable_to_numpy(layer.gamma)
+    if layer.center and getattr(layer, "beta", None) is not None:
+        out["bias"] = variable_to_numpy(layer.beta)
+    return out
+
+
+def _channel_axis_is_last(layer, axis) -> None:
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    ndim = layer.input_spec.ndim if getattr(layer, "input_spec", None) is not None else None
+    if list(axes) not in ([-1], [ndim - 1] if ndim else [-1]):
+        raise UnsupportedLayerError(
+            f"Keras {type(layer).__name__} '{layer.name}' normalizes axis {axis}; bnport maps the last axis only. "
+            f"Received: axis={axis}"
+        )
+
+
+def _layernorm(layer) -> LayerSpec:
+    if layer.rms_scaling:
+        raise UnsupportedLayerError(f"Keras LayerNormalization '{layer.name}' uses rms_scaling (RMSNorm)")
+    _channel_axis_is_last(layer, layer.axis)
+    arrays = _norm_arrays(layer)
+    channels = int((layer.gamma if layer.scale else layer.beta).shape[0]) if arrays else None
+    return LayerSpec("layernorm", arrays, {"epsilon": float(layer.epsilon), "channels": channels})
+
+
+def _groupnorm(layer) -> LayerSpec:
+    _channel_axis_is_last(layer, layer.axis)
+    arrays = _norm_arrays(layer)
+    return LayerSpec("groupnorm", arrays, {"epsilon": float(layer.epsilon), "groups": layer.groups,
+                                           "channels": next(iter(arrays.values())).shape[0] if arrays else None})
+
+
+def _prelu_alpha(layer) -> np.ndarray:
+    alpha = variable_to_numpy(layer.alpha)
+    if sum(d != 1 for d in alpha.shape) > 1:
+        raise UnsupportedLayerError(
+            f"Keras PReLU '{layer.name}' has a per-position alpha of shape {alpha.shape}; PyTorch PReLU has one "
+            "per channel: build it with shared_axes over the spatial axes"
+        )
+    return alpha.reshape(-1)
+
+
+READERS = (
+    (_CONV, _conv),
+    (_DEPTHWISE, _depthwise),
+    (_CONV_T, _conv_transpose),
+    ((L.Dense,), _dense),
+    ((L.LayerNormalization,), _layernorm),
+    ((L.GroupNormalization,), _groupnorm),
+    ((L.Embedding,), lambda layer: LayerSpec("embedding", {"weight": variable_to_numpy(layer.embeddings)})),
+    ((L.PReLU,), lambda layer: LayerSpec("prelu", {"weight": _prelu_alpha(layer)})),
+)
+
+
+def _reader(layer):
+    for classes, reader in READERS:
+        if isinstance(layer, classes):
+            return reader
+    return None
+
+
+def supported(layer) -> bool:
+    """Whether bnport can read and write this layer."""
+    return isinstance(layer, L.BatchNormalization) or _reader(layer) is not None
+
+
+def holds_weights(layer) -> bool:
+    """Whether the layer itself owns variables (nested models are walked, not counted)."""
+    return not isinstance(layer, keras.Model) and bool(layer.weights)
+
+
+def read(layer) -> AnySpec:
+    """The neutral spec of a supported, built layer."""
+    if isinstance(layer, L.BatchNormalization):
+        return keras_bn.from_keras(layer)
+    reader = _reader(layer)
+    if reader is None:
+        raise UnsupportedLayerError(f"bnport has no mapping for Keras {type(layer).__name__} '{layer.name}'")
+    if not layer.built:
+        raise IncompatibleLayerError(f"Keras layer '{layer.name}' is not built; build the model first")
+    return reader(layer)
+
+
+def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np.ndarray | None]]:
+    w, b = spec.arrays.get("weight"), spec.arrays.get("bias")
+    if isinstance(layer, _DEPTHWISE):
+        kernel = None if w is None else layout.depthwise_to_keras(w, int(layer.kernel.shape[-2]))
+        return [("kernel", layer.kernel, kernel), ("bias", layer.bias, b)]
+    if isinstance(layer, _CONV):
+        return [("kernel", layer.kernel, None if w is None else layout.conv_to_keras(w)), ("bias", layer.bias, b)]
+    if isinstance(layer, _CONV_T):
+        kernel = None if w is None else layout.conv_transpose_to_keras(w)
+        return [("kernel", layer.kernel, kernel), ("bias", layer.bias, b)]
+    if isinstance(layer, L.Dense):
+        return [("kernel", layer.kernel, None if w is None else layout.dense_to_keras(w, flatten_from)),
+                ("bias", layer.bias, b)]
+    if isinstance(layer, L.Embedding):
+        return [("embeddings", layer.embeddings, w)]
+    if isinstance(layer, L.PReLU):
+        return [("alpha", layer.alpha, None if w is None else w.reshape(tuple(layer.alpha.shape)))]
+    return [("gamma", layer.gamma if layer.scale else None, w),
+            ("beta", layer.beta if layer.center else None, b)]
+
+
+def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> None:
+    """Copy a spec's weights into a built Keras layer (kinds, shapes, dtypes checked; norm epsilon set).
+
+    ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
+    (*spatial, C) without the batch axis; its rows are permuted from PyTorch's (C, *spatial) order.
+    """
+    if isinstance(spec, BatchNormSpec):
+        keras_bn.to_keras(spec, layer)
+        return
+    own = read(layer)
+    if own.kind != spec.kind:
+        raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
+    for key, variable, value in _targets(layer, spec, flatten_from):
+        if variable is None:
+            _check_droppable(name, key, value)
+            continue
+        if value is None:
+            value = np.full(tuple(variable.shape), 1.0 if key in ("gamma", "kernel") else 0.0, variable.dtype)
+        check_shape(name, key, value.shape, tuple(variable.shape))
+        if value.dtype.name != variable.dtype:
+            raise IncompatibleLayerError(f"layer '{name}': {key} is {variable.dtype} but the source is {value.dtype}")
+        variable.assign(value)
+    if "epsilon" in spec.attrs and hasattr(layer, "epsilon"):
+        layer.epsilon = float(spec.attrs["epsilon"])

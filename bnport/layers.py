@@ -1,0 +1,104 @@
+"""Framework-neutral weights of the layers around BatchNorm (numpy only).
+
+Arrays are held in PyTorch's convention (conv weight (O, I/groups, *k), transposed conv (I, O/groups, *k),
+linear (O, I)); each adapter converts with the named permutations of :mod:`bnport.layout`. BatchNorm keeps
+its own richer spec, :class:`bnport.spec.BatchNormSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnport.errors import IncompatibleLayerError
+from bnport.spec import BatchNormSpec
+
+#: kind -> what it is on each side
+KINDS = {
+    "conv": "Conv1d/2d/3d (any groups) <-> Conv1D/2D/3D, DepthwiseConv1D/2D",
+    "conv_transpose": "ConvTranspose1d/2d/3d <-> Conv1D/2D/3DTranspose",
+    "dense": "Linear <-> Dense",
+    "layernorm": "LayerNorm <-> LayerNormalization (last axis)",
+    "groupnorm": "GroupNorm <-> GroupNormalization",
+    "embedding": "Embedding <-> Embedding",
+    "prelu": "PReLU <-> PReLU",
+    "batchnorm": "BatchNorm1d/2d/3d, SyncBatchNorm <-> BatchNormalization",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSpec:
+    """One layer's weights in PyTorch's convention, plus the settings that must agree across frameworks.
+
+    Attributes:
+        kind: a key of :data:`KINDS`.
+        arrays: ``weight`` and, when present, ``bias`` (copies, never views of framework memory).
+        attrs: settings: ``groups``, ``stride``, ``dilation`` (convolutions), ``epsilon`` (norms),
+            ``num_groups`` (GroupNorm).
+    """
+
+    kind: str
+    arrays: Mapping[str, np.ndarray]
+    attrs: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def weight(self) -> np.ndarray | None:
+        """The main weight (PyTorch convention), None for a norm without scale."""
+        return self.arrays.get("weight")
+
+
+AnySpec = LayerSpec | BatchNormSpec
+
+
+def signature(spec: AnySpec) -> tuple:
+    """What must be equal for two layers to be the same layer: kind, weight shapes, groups."""
+    if isinstance(spec, BatchNormSpec):
+        return ("batchnorm", spec.channels)
+    shapes = tuple(sorted((k, tuple(v.shape)) for k, v in spec.arrays.items() if k != "bias"))
+    return (spec.kind, shapes, spec.attrs.get("groups", 1), spec.attrs.get("channels"))
+
+
+def describe(spec: AnySpec) -> str:
+    """A short text of kind and shapes, for messages and tables."""
+    if isinstance(spec, BatchNormSpec):
+        return f"batchnorm({spec.channels})"
+    shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in spec.arrays.items())
+    groups = spec.attrs.get("groups", 1)
+    return f"{spec.kind}({shapes}{f', groups={groups}' if groups != 1 else ''})"
+
+
+def settings_conflicts(src: AnySpec, dst: AnySpec) -> list[str]:
+    """Settings that differ between two layers of the same signature and would change the output.
+
+    BatchNorm epsilon and momentum are not listed: the port carries the source's values.
+    """
+    if isinstance(src, BatchNormSpec) or isinstance(dst, BatchNormSpec):
+        return []
+    out = []
+    for key in ("stride", "dilation"):
+        a, b = src.attrs.get(key), dst.attrs.get(key)
+        if a is not None and b is not None and tuple(a) != tuple(b):
+            out.append(f"{key} {tuple(a)} vs {tuple(b)}")
+    bias = src.arrays.get("bias")
+    if bias is not None and "bias" not in dst.arrays and np.any(bias != 0):
+        out.append("the source has a bias the destination layer has no room for (build it with a bias)")
+    return out
+
+
+def check_shape(name: str, what: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    """Raise IncompatibleLayerError naming the layer, the tensor and both shapes when they differ."""
+    if tuple(got) != tuple(want):
+        raise IncompatibleLayerError(
+            f"layer '{name}': {what} has shape {tuple(want)} but the source gives {tuple(got)}"
+        )
+
+
+def check_droppable(name: str, key: str, value: np.ndarray | None) -> None:
+    """A destination without room for ``key`` may drop it only when it is the identity (ones or zeros)."""
+    identity = 1.0 if key in ("weight", "gamma") else 0.0
+    if value is not None and np.any(value != identity):
+        raise IncompatibleLayerError(
+            f"layer '{name}' has no {key} but the source's {key} is not all {identity:g}; build it with one"
+        )

@@ -1,0 +1,111 @@
+"""PyTorch side of every supported layer: read a module into a neutral spec, write a spec into a module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from bnport import torch_bn
+from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
+from bnport.layers import AnySpec, LayerSpec, check_shape
+from bnport.layers import check_droppable as _check_droppable
+from bnport.spec import BatchNormSpec
+from bnport.torch_bn import numpy_to_tensor, tensor_to_numpy
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _arrays(module: nn.Module) -> dict:
+    return {k: tensor_to_numpy(v) for k, v in (("weight", module.weight), ("bias", module.bias)) if v is not None}
+
+
+def _conv(module: nn.Conv2d) -> LayerSpec:
+    if module.padding_mode != "zeros":
+        raise UnsupportedLayerError(
+            f"{type(module).__name__} uses padding_mode='{module.padding_mode}', which Keras convolutions "
+            "do not have (only zero padding)"
+        )
+    attrs = {"groups": module.groups, "stride": module.stride, "dilation": module.dilation,
+             "padding": module.padding, "channels": module.in_channels}
+    kind = "conv_transpose" if isinstance(module, _CONV_T) else "conv"
+    if kind == "conv_transpose":
+        attrs["output_padding"] = module.output_padding
+    return LayerSpec(kind, _arrays(module), attrs)
+
+
+def _layernorm(module: nn.LayerNorm) -> LayerSpec:
+    if len(module.normalized_shape) != 1:
+        raise UnsupportedLayerError(
+            f"LayerNorm over {tuple(module.normalized_shape)} normalizes several axes; bnport maps LayerNorm over "
+            "the last axis only (Keras LayerNormalization(axis=-1))"
+        )
+    arrays = _arrays(module) if module.elementwise_affine else {}
+    return LayerSpec("layernorm", arrays, {"epsilon": float(module.eps), "channels": module.normalized_shape[0]})
+
+
+def _groupnorm(module: nn.GroupNorm) -> LayerSpec:
+    arrays = _arrays(module) if module.affine else {}
+    return LayerSpec("groupnorm", arrays,
+                     {"epsilon": float(module.eps), "groups": module.num_groups, "channels": module.num_channels})
+
+
+READERS = {
+    **dict.fromkeys(_CONV + _CONV_T, _conv),
+    nn.Linear: lambda m: LayerSpec("dense", _arrays(m)),
+    nn.LayerNorm: _layernorm,
+    nn.GroupNorm: _groupnorm,
+    nn.Embedding: lambda m: LayerSpec("embedding", _arrays(m)),
+    nn.PReLU: lambda m: LayerSpec("prelu", _arrays(m)),
+}
+
+
+def supported(module: nn.Module) -> bool:
+    """Whether bnport can read and write this module."""
+    return isinstance(module, _BatchNorm) or type(module) in READERS
+
+
+def holds_weights(module: nn.Module) -> bool:
+    """Whether the module itself (not its children) owns parameters or buffers."""
+    return any(True for _ in module.parameters(recurse=False)) or any(
+        b is not None for _, b in module.named_buffers(recurse=False))
+
+
+def read(module: nn.Module) -> AnySpec:
+    """The neutral spec of a supported module."""
+    if isinstance(module, _BatchNorm):
+        return torch_bn.from_torch(module)
+    reader = READERS.get(type(module))
+    if reader is None:
+        raise UnsupportedLayerError(f"bnport has no mapping for torch {type(module).__name__}")
+    return reader(module)
+
+
+def write(spec: AnySpec, module: nn.Module, name: str) -> None:
+    """Copy a spec's weights into ``module`` (shapes checked; norm epsilons set to the source's)."""
+    if isinstance(spec, BatchNormSpec):
+        torch_bn.to_torch(spec, module)
+        return
+    own = read(module)
+    if own.kind != spec.kind:
+        raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
+    with torch.no_grad():
+        for key, target in (("weight", module.weight), ("bias", getattr(module, "bias", None))):
+            value = spec.arrays.get(key)
+            if target is None:
+                _check_droppable(name, key, value)
+                continue
+            if value is None:
+                value = (torch.ones if key == "weight" else torch.zeros)(target.shape, dtype=target.dtype).numpy()
+            check_shape(name, key, value.shape, tuple(target.shape))
+            if str(target.dtype)[6:] != value.dtype.name:
+                raise IncompatibleLayerError(
+                    f"layer '{name}': {key} is {str(target.dtype)[6:]} but the source is {value.dtype.name}"
+                )
+            target.copy_(numpy_to_tensor(value))
+    if "epsilon" in spec.attrs and hasattr(module, "eps"):
+        module.eps = spec.attrs["epsilon"]
+
+
+__all__ = ["holds_weights", "read", "supported", "write"]
