@@ -57,7 +57,6 @@ def test_depthwise_permutations_are_inverse(r, c, m, data):
 
 @given(o=small_side, shape=st.lists(small_side, min_size=1, max_size=3))
 def test_dense_after_flatten_permutation_is_inverse_and_correct(o, shape):
-    *spatial, c = shape
     n = int(np.prod(shape))
     w = np.arange(o * n, dtype=np.float32).reshape(o, n)
     k = layout.dense_to_keras(w, tuple(shape))
