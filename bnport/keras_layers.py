@@ -47,10 +47,11 @@ def _conv_transpose(layer) -> LayerSpec:
     return LayerSpec("conv_transpose", {"weight": layout.conv_transpose_to_torch(k), **_bias(layer)}, attrs)
 
 
-def _dense(layer) -> LayerSpec:
+def _dense(layer, flatten_from: tuple[int, ...] | None = None) -> LayerSpec:
     if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
         raise UnsupportedLayerError(f"Keras Dense '{layer.name}' is LoRA-enabled or quantized; merge it first")
-    return LayerSpec("dense", {"weight": layout.dense_to_torch(variable_to_numpy(layer.kernel)), **_bias(layer)})
+    weight = layout.dense_to_torch(variable_to_numpy(layer.kernel), flatten_from)
+    return LayerSpec("dense", {"weight": weight, **_bias(layer)})
 
 
 def _norm_arrays(layer) -> dict:
@@ -127,8 +128,12 @@ def holds_weights(layer) -> bool:
     return not isinstance(layer, keras.Model) and bool(layer.weights)
 
 
-def read(layer) -> AnySpec:
-    """The neutral spec of a supported, built layer."""
+def read(layer, *, flatten_from: tuple[int, ...] | None = None) -> AnySpec:
+    """The neutral spec of a supported, built layer (PyTorch convention).
+
+    ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
+    (*spatial, C); the kernel's rows are put in PyTorch's (C, *spatial) order.
+    """
     if isinstance(layer, L.BatchNormalization):
         return keras_bn.from_keras(layer)
     reader = _reader(layer)
@@ -136,7 +141,7 @@ def read(layer) -> AnySpec:
         raise UnsupportedLayerError(f"bnport has no mapping for Keras {type(layer).__name__} '{layer.name}'")
     if not layer.built:
         raise IncompatibleLayerError(f"Keras layer '{layer.name}' is not built; build the model first")
-    return reader(layer)
+    return _dense(layer, flatten_from) if reader is _dense else reader(layer)
 
 
 def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np.ndarray | None]]:

@@ -69,14 +69,29 @@ def describe(spec: AnySpec) -> str:
     return f"{spec.kind}({shapes}{f', groups={groups}' if groups != 1 else ''})"
 
 
+def tensors_of(spec: AnySpec) -> Mapping[str, np.ndarray]:
+    """The arrays a spec holds, by name."""
+    return spec.arrays() if isinstance(spec, BatchNormSpec) else spec.arrays
+
+
+def dtype_of(spec: AnySpec) -> str | None:
+    """The parameter dtype of a spec (None for a layer without parameters)."""
+    if isinstance(spec, BatchNormSpec):
+        return spec.dtype
+    return next((v.dtype.name for v in tensors_of(spec).values()), None)
+
+
 def settings_conflicts(src: AnySpec, dst: AnySpec) -> list[str]:
     """Settings that differ between two layers of the same signature and would change the output.
 
     BatchNorm epsilon and momentum are not listed: the port carries the source's values.
     """
-    if isinstance(src, BatchNormSpec) or isinstance(dst, BatchNormSpec):
-        return []
     out = []
+    a_dtype, b_dtype = dtype_of(src), dtype_of(dst)
+    if a_dtype and b_dtype and a_dtype != b_dtype:
+        out.append(f"dtype {a_dtype} vs {b_dtype}")
+    if isinstance(src, BatchNormSpec) or isinstance(dst, BatchNormSpec):
+        return out
     for key in ("stride", "dilation"):
         a, b = src.attrs.get(key), dst.attrs.get(key)
         if a is not None and b is not None and tuple(a) != tuple(b):

@@ -1,0 +1,94 @@
+"""``bnport.plan`` and ``bnport.port``: whole models, layer by layer, in either direction."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from bnport.frameworks import TORCH, framework_of, torch_and_keras
+from bnport.layers import tensors_of
+from bnport.plan import Pair, Plan, match
+
+
+def plan(src_model, dst_model, mapping: object = None) -> Plan:
+    """Pair the weight-holding layers of a PyTorch and a Keras model (either order); nothing is written.
+
+    Args:
+        src_model, dst_model: one ``torch.nn.Module`` (traceable by torch.fx) and one functional or
+            sequential Keras model (built).
+        mapping: None, a dict ``{torch_name: keras_name}`` or ``{"pairs": {...}, "rules": [{"torch": REGEX,
+            "keras": REPLACEMENT}]}``, or a JSON/YAML file holding one.
+    """
+    from bnport import keras_graph, torch_graph
+
+    torch_model, keras_model = torch_and_keras(src_model, dst_model)
+    return match(torch_graph.graph(torch_model), keras_graph.graph(keras_model), mapping)
+
+
+@dataclass
+class PortReport:
+    """What :func:`port` copied."""
+
+    direction: str
+    pairs: list[Pair] = field(default_factory=list)
+    tensors: int = 0
+    bytes: int = 0
+    unmatched_src: list[str] = field(default_factory=list)
+    unmatched_dst: list[str] = field(default_factory=list)
+    plan: Plan | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        lines = [f"ported {len(self.pairs)} layers ({self.tensors} tensors, {self.bytes / 2**20:.1f} MiB) "
+                 f"{self.direction}"]
+        lines += [f"  not ported (source): {n}" for n in self.unmatched_src]
+        lines += [f"  left as it was (destination): {n}" for n in self.unmatched_dst]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """A JSON-ready description."""
+        return {"direction": self.direction, "tensors": self.tensors, "bytes": self.bytes,
+                "pairs": [p.__dict__ for p in self.pairs], "unmatched_src": self.unmatched_src,
+                "unmatched_dst": self.unmatched_dst}
+
+
+def port(src_model, dst_model, mapping: object = None, strict: bool = True, *, progress: bool = False) -> PortReport:
+    """Copy every weight and BatchNorm state of ``src_model`` into ``dst_model`` (direction from the types).
+
+    Everything is planned and checked before the first tensor is written: with ``strict=True`` any unmatched
+    or unsupported weight-holding layer is an error; with ``strict=False`` they are left out and reported.
+    Conflicts (shapes, strides, dtypes, flatten order) and ambiguities are errors either way.
+    BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
+    """
+    from bnport import keras_layers, torch_layers
+
+    p = plan(src_model, dst_model, mapping)
+    p.raise_for_problems(strict=strict)
+    to_keras = framework_of(src_model) == TORCH
+    tg, kg = p.torch_graph, p.keras_graph
+    report = PortReport("PyTorch -> Keras" if to_keras else "Keras -> PyTorch", plan=p)
+    report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
+    report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
+    for pair in _progress(p.pairs, progress):
+        t, k = tg.nodes[pair.torch_name], kg.nodes[pair.keras_name]
+        if to_keras:
+            keras_layers.write(t.spec, k.layer, k.name, flatten_from=k.flatten_from)
+        else:
+            torch_layers.write(k.spec, t.layer, t.name)
+        arrays = tensors_of((t if to_keras else k).spec)
+        report.pairs.append(pair)
+        report.tensors += len(arrays)
+        report.bytes += sum(a.nbytes for a in arrays.values())
+    return report
+
+
+def _progress(items: list, enabled: bool):
+    if not enabled or not sys.stderr.isatty() or len(items) < 20:
+        yield from items
+        return
+    width = 30
+    for i, item in enumerate(items, 1):
+        done = width * i // len(items)
+        sys.stderr.write(f"\r  porting [{'#' * done}{'.' * (width - done)}] {i}/{len(items)}")
+        sys.stderr.flush()
+        yield item
+    sys.stderr.write("\n")

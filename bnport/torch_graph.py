@@ -1,0 +1,70 @@
+"""Reduce a PyTorch model to the graph of its weight-holding modules, with torch.fx."""
+
+from __future__ import annotations
+
+from torch import fx, nn
+
+from bnport import torch_layers
+from bnport.errors import UnsupportedLayerError
+from bnport.graph import Graph, Node, input_name
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace``, with a bnport error when the model's forward cannot be traced."""
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedLayerError(
+            f"torch.fx cannot trace {type(model).__name__}.forward ({first}), so bnport cannot see which layer "
+            "feeds which; pass an explicit mapping of layer names instead"
+        ) from exc
+
+
+def graph(model: nn.Module) -> Graph:
+    """The weight-holding modules of ``model`` in execution order, each with the layers that feed it."""
+    traced = trace(model)
+    modules = dict(model.named_modules())
+    g = Graph("torch")
+    feeds: dict[fx.Node, frozenset[str]] = {}
+    inputs = 0
+    for node in traced.graph.nodes:
+        srcs = frozenset().union(*(feeds.get(a, frozenset()) for a in node.all_input_nodes))
+        if node.op == "placeholder":
+            feeds[node] = frozenset({input_name(inputs)})
+            inputs += 1
+        elif node.op == "call_module" and torch_layers.holds_weights(modules[node.target]):
+            added = _add(g, node.target, modules[node.target], srcs)
+            feeds[node] = frozenset({node.target}) if added else srcs
+        elif node.op == "get_attr":
+            g.unsupported.append(f"{node.target} (a tensor used directly in forward)")
+            feeds[node] = frozenset()
+        elif node.op == "output":
+            slots: list[fx.Node] = []
+            fx.node.map_arg(node.args[0], slots.append)
+            g.outputs = tuple(tuple(sorted(feeds.get(n, frozenset()), key=_order(g))) for n in slots)
+        else:
+            feeds[node] = srcs
+    return g
+
+
+def _order(g: Graph):
+    index = {name: i for i, name in enumerate(g.nodes)}
+    return lambda name: index.get(name, -1)
+
+
+def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str]) -> bool:
+    if name in g.nodes:
+        raise UnsupportedLayerError(
+            f"module '{name}' is called more than once in forward (shared weights); bnport pairs each "
+            "weight-holding layer once: pass an explicit mapping"
+        )
+    if not torch_layers.supported(module):
+        g.unsupported.append(f"{name} ({type(module).__name__})")
+        return False
+    preds = tuple(sorted(srcs, key=_order(g)))
+    g.add(Node(name, torch_layers.read(module), preds, module))
+    return True
+
+
+__all__ = ["graph", "trace"]
