@@ -226,11 +226,6 @@ def _ambiguities(t_left, k_left, t_lab, k_lab, tg: Graph, plan: Plan) -> None:
 
 
 def _pair_conflicts(t: Node, k: Node) -> list[str]:
-    out = []
     if signature(t.spec) != signature(k.spec):
         return [f"PyTorch {t.name} is {describe(t.spec)} but Keras {k.name} is {describe(k.spec)}"]
-    out += [f"{t.name} <-> {k.name}: {c}" for c in settings_conflicts(t.spec, k.spec)]
-    if t.after_flatten and not k.after_flatten:
-        out.append(f"PyTorch {t.name} reads a flattened feature map but Keras {k.name} does not: the "
-                       "architectures differ before this layer")
-    return out
+    return [f"{t.name} <-> {k.name}: {c}" for c in settings_conflicts(t.spec, k.spec)]
