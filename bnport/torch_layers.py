@@ -18,7 +18,8 @@ _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def _arrays(module: nn.Module) -> dict:
-    return {k: tensor_to_numpy(v) for k, v in (("weight", module.weight), ("bias", getattr(module, "bias", None))) if v is not None}
+    pairs = (("weight", module.weight), ("bias", getattr(module, "bias", None)))
+    return {k: tensor_to_numpy(v) for k, v in pairs if v is not None}
 
 
 def _conv(module: nn.Conv2d) -> LayerSpec:

@@ -164,7 +164,7 @@ def test_untraceable_torch_model_and_subclassed_keras_model(torch, keras):
         def forward(self, x):
             return self.fc(x) if x.sum() > 0 else x
 
-    with pytest.raises(bnport.UnsupportedLayerError, match="torch.fx cannot trace Branchy"):
+    with pytest.raises(bnport.UnsupportedLayerError, match=r"torch\.fx cannot trace Branchy"):
         plan(Branchy(), fresh("mlp", "keras"))
 
     class Sub(keras.Model):
@@ -202,7 +202,7 @@ def test_keras_applications_resnet50_to_torch_and_back(resnet50_pair):
     assert pairs["layer1.0.conv3"] == "conv2_block1_3_conv"
     assert t.bn1.eps == 1.001e-5 and t.bn1.momentum == 0.01
     x = sample("resnet50", batch=1)
-    err, tol = assert_same_outputs(t, k, x, report)
+    err, _ = assert_same_outputs(t, k, x, report)
     assert err > 0  # two real implementations, not one model compared with itself
     back = fresh("resnet50", "keras")
     port(t, back)
