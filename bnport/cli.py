@@ -40,6 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", metavar="FILE.npz", help="channels-first inputs, one array per BatchNorm pair "
                    "in order (default: seeded samples around each layer's statistics)")
 
+    p = sub.add_parser("convert", help="port a checkpoint file to the other framework's format")
+    p.add_argument("src", metavar="SRC", help="source checkpoint (.pt/.pth/.bin/.safetensors, .keras/.weights.h5/.h5)")
+    p.add_argument("dst", metavar="DST", help="destination checkpoint, of the other framework")
+    p.add_argument("--torch-model", required=True, metavar="FACTORY",
+                   help="MODULE:FACTORY or path/to/file.py:FACTORY building the PyTorch model")
+    p.add_argument("--keras-model", metavar="FILE_OR_FACTORY",
+                   help="a .keras file or MODULE:FACTORY building the Keras model (optional when SRC is .keras)")
+    p.add_argument("--map", metavar="FILE", help="JSON/YAML mapping of layer names (pairs and regex rules)")
+    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.add_argument("--non-strict", action="store_true", help="port what pairs up and report the rest")
+    p.add_argument("--allow-bad-stats", action="store_true",
+                   help="port non-finite values and negative variances instead of refusing them")
+
+    p = sub.add_parser("inspect", help="list the BatchNorm and other weight-holding layers of a checkpoint")
+    p.add_argument("file", metavar="FILE", help="any supported checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     p = sub.add_parser("demo", help="port the bundled fixture, check it through ONNX Runtime, explain a naive port")
     p.add_argument("--fixtures", metavar="DIR", help="folder of the bundled fixtures (default: the repository's)")
     p.add_argument("--out", metavar="DIR", default="out", help="where the ported files go (default: ./out)")
@@ -53,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logging: the CLI prints its own
+    if _needs_keras(args):
+        from bnport.frameworks import import_keras_quietly
+
+        import_keras_quietly()
     from bnport import commands
     from bnport.errors import BnportError
 
@@ -65,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bnport: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _needs_keras(args: argparse.Namespace) -> bool:
+    if args.command == "inspect":
+        return not str(args.file).endswith((".pt", ".pth", ".bin", ".ckpt", ".safetensors"))
+    return True
 
 
 def run() -> None:

@@ -63,6 +63,37 @@ def explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def convert(args: argparse.Namespace) -> int:
+    """``bnport convert``: file to file."""
+    from bnport.convert import convert as run
+
+    report = run(args.src, args.dst, torch_model=args.torch_model, keras_model=args.keras_model,
+                 mapping=args.map, force=args.force, strict=not args.non_strict,
+                 allow_bad_stats=args.allow_bad_stats, progress=True)
+    print(report)
+    return EXIT_OK
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """``bnport inspect``: the layers of a checkpoint, BatchNorm health first-class."""
+    import json
+
+    from bnport.inspect_file import inspect as run
+
+    entries = run(args.file)
+    if args.json:
+        print(json.dumps({"file": args.file, "layers": [e.as_dict() for e in entries]}, indent=2))
+        return EXIT_OK
+    bn = sum(e.kind == "batchnorm" for e in entries)
+    print(f"{args.file}: {len(entries)} weight-holding layers, {bn} BatchNorm")
+    for e in entries:
+        shapes = ", ".join(f"{k}{list(v)}" for k, v in e.shapes.items())
+        print(f"  {e.name:<40} {e.kind:<12} {shapes}")
+        if e.summary:
+            print(f"  {'':<40} {e.summary}")
+    return EXIT_OK
+
+
 def _fixtures_dir(given: str | None) -> Path:
     folder = Path(given) if given else Path(__file__).resolve().parents[1] / "fixtures"
     if not (folder / "models.py").is_file():

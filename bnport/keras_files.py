@@ -55,7 +55,7 @@ def save(model: keras.Model, path: str | Path) -> None:
     path = Path(path)
     kind = kind_of(path)
     with atomic_path(path, suffix=kind) as tmp:
-        if kind == KERAS_ARCHIVE:
-            model.save(tmp)
-        else:
+        if kind == WEIGHTS_H5:
             model.save_weights(tmp)
+        else:
+            model.save(tmp)  # a .keras archive, or the legacy Keras 2 HDF5 file for a plain .h5

@@ -189,3 +189,13 @@ def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | No
         variable.assign(value)
     if "epsilon" in spec.attrs and hasattr(layer, "epsilon"):
         layer.epsilon = float(spec.attrs["epsilon"])
+
+
+def settings(layer) -> dict[str, object]:
+    """Settings a weights file does not store (epsilon; momentum, in PyTorch's convention, for BatchNorm)."""
+    out = {}
+    if hasattr(layer, "epsilon"):
+        out["epsilon"] = float(layer.epsilon)
+    if isinstance(layer, L.BatchNormalization):
+        out["momentum"] = round(1.0 - float(layer.momentum), 15)
+    return out

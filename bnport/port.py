@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from bnport import health
+from bnport.errors import SpecError
 from bnport.frameworks import TORCH, framework_of, torch_and_keras
+from bnport.graph import Graph
 from bnport.layers import tensors_of
 from bnport.plan import Pair, Plan, match
 
@@ -51,13 +54,22 @@ class PortReport:
                 "unmatched_dst": self.unmatched_dst}
 
 
-def port(src_model, dst_model, mapping: object = None, strict: bool = True, *, progress: bool = False) -> PortReport:
+def port(
+    src_model,
+    dst_model,
+    mapping: object = None,
+    strict: bool = True,
+    *,
+    allow_bad_stats: bool = False,
+    progress: bool = False,
+) -> PortReport:
     """Copy every weight and BatchNorm state of ``src_model`` into ``dst_model`` (direction from the types).
 
     Everything is planned and checked before the first tensor is written: with ``strict=True`` any unmatched
     or unsupported weight-holding layer is an error; with ``strict=False`` they are left out and reported.
     Conflicts (shapes, strides, dtypes, flatten order) and ambiguities are errors either way.
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
+    Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
     """
     from bnport import keras_layers, torch_layers
 
@@ -65,6 +77,8 @@ def port(src_model, dst_model, mapping: object = None, strict: bool = True, *, p
     p.raise_for_problems(strict=strict)
     to_keras = framework_of(src_model) == TORCH
     tg, kg = p.torch_graph, p.keras_graph
+    if not allow_bad_stats:
+        _refuse_bad_numbers(p.pairs, tg if to_keras else kg, to_keras)
     report = PortReport("PyTorch -> Keras" if to_keras else "Keras -> PyTorch", plan=p)
     report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
     report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
@@ -79,6 +93,18 @@ def port(src_model, dst_model, mapping: object = None, strict: bool = True, *, p
         report.tensors += len(arrays)
         report.bytes += sum(a.nbytes for a in arrays.values())
     return report
+
+
+def _refuse_bad_numbers(pairs: list[Pair], source: Graph, to_keras: bool) -> None:
+    bad = []
+    for pair in pairs:
+        name = pair.torch_name if to_keras else pair.keras_name
+        bad += [f"{name}: {p}" for p in health.problems(source.nodes[name].spec)]
+    if bad:
+        raise SpecError(
+            "the source holds impossible numbers (a crashed or diverged training run?); nothing was written:\n  "
+            + "\n  ".join(bad) + "\nPass allow_bad_stats=True (--allow-bad-stats) to port them anyway."
+        )
 
 
 def _progress(items: list, enabled: bool):

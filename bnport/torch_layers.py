@@ -110,3 +110,13 @@ def write(spec: AnySpec, module: nn.Module, name: str) -> None:
 
 
 __all__ = ["holds_weights", "read", "supported", "write"]
+
+
+def settings(module: nn.Module) -> dict[str, object]:
+    """Settings a state dict does not store but the output depends on (epsilon) or training does (momentum)."""
+    out = {}
+    if hasattr(module, "eps"):
+        out["epsilon"] = float(module.eps)
+    if isinstance(module, _BatchNorm):
+        out["momentum"] = module.momentum
+    return out

@@ -13,8 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fixtures"))
 
+import architectures  # noqa: E402
 import models  # noqa: E402
 import torch  # noqa: E402
+import trained  # noqa: E402
 
 SEED = 20261128
 
@@ -47,8 +49,40 @@ def naive_keras_port(net: torch.nn.Module):
     return model
 
 
+#: architecture -> (PyTorch checkpoint name, Keras checkpoint name): every reader is exercised
+ARCHITECTURE_FILES = {
+    "resnet": ("resnet.pt", "resnet.weights.h5"),
+    "mobilenet": ("mobilenet.safetensors", "mobilenet.keras"),
+    "conv1d": ("conv1d.pth", "conv1d.h5"),
+    "conv3d": ("conv3d.pt", "conv3d.weights.h5"),
+    "mlp": ("mlp.pt", "mlp.keras"),
+}
+
+
+def write_architectures(out: Path) -> None:
+    """Each small architecture trained-looking in each framework (different seeds), in its own file format."""
+    from safetensors.torch import save_file
+
+    for i, (name, (torch_file, keras_file)) in enumerate(ARCHITECTURE_FILES.items()):
+        torch_factory, keras_factory, shape = architectures.ARCHITECTURES[name]
+        net = trained.torch_trained(torch_factory(), shape, SEED + i)
+        state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+        if torch_file.endswith(".safetensors"):
+            save_file(state, str(out / torch_file))
+        elif name == "resnet":
+            torch.save({"state_dict": state, "epoch": 3}, out / torch_file)  # a common training-script nesting
+        else:
+            torch.save(state, out / torch_file)
+        model = trained.keras_trained(keras_factory(), SEED + 100 + i)
+        if keras_file.endswith(".weights.h5"):
+            model.save_weights(out / keras_file)
+        else:
+            model.save(out / keras_file)  # .keras archive, or ".h5" alone: the legacy Keras 2 HDF5 layout
+
+
 def main() -> None:
     out = ROOT / "fixtures"
+    write_architectures(out)
     net = train_bn_layers()
     state = {k: v.clone() for k, v in net.state_dict().items()}
     torch.save(state, out / "bn_layers.pt")

@@ -1,0 +1,138 @@
+"""``bnport.convert``: checkpoint file to checkpoint file, PyTorch <-> Keras, written atomically.
+
+The destination is checked before any work, the source is only ever read, and the destination appears
+whole or not at all (temporary file + rename). A weights-only destination (a PyTorch state dict, a Keras
+``.weights.h5``) does not store epsilon or momentum: they come back from the model definition when the file
+is loaded, so bnport refuses to write one whose definition would compute something else (a different
+epsilon) and notes a different momentum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bnport import loading
+from bnport.atomic import check_destination
+from bnport.errors import CheckpointError, UsageError
+from bnport.port import PortReport, port
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+KERAS_SUFFIXES = (".keras", ".weights.h5", ".h5")
+
+
+def framework_of_file(path: Path) -> str:
+    """``torch`` or ``keras`` from a checkpoint's name."""
+    if path.suffix in TORCH_SUFFIXES:
+        return "torch"
+    if any(path.name.endswith(s) for s in KERAS_SUFFIXES):
+        return "keras"
+    raise UsageError(f"{path}: unknown checkpoint type; PyTorch {', '.join(TORCH_SUFFIXES)}, "
+                     f"Keras {', '.join(KERAS_SUFFIXES)}")
+
+
+@dataclass
+class ConvertReport:
+    """What :func:`convert` did."""
+
+    src: Path
+    dst: Path
+    port: PortReport
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{self.src} -> {self.dst}", f"  {self.port}".replace("\n", "\n  ")]
+        return "\n".join(lines + [f"  note: {n}" for n in self.notes])
+
+
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    torch_model: str,
+    keras_model: str | None = None,
+    mapping: object = None,
+    force: bool = False,
+    strict: bool = True,
+    allow_bad_stats: bool = False,
+    progress: bool = False,
+) -> ConvertReport:
+    """Port the weights in ``src`` into a model of the other framework and save them as ``dst``.
+
+    Args:
+        src, dst: checkpoint paths; the direction comes from their suffixes.
+        torch_model: ``MODULE:FACTORY`` or ``path.py:FACTORY`` building the PyTorch model.
+        keras_model: a ``.keras`` file (safe mode) or a factory; may be omitted when ``src`` is a ``.keras`` file.
+        mapping, strict, allow_bad_stats: as in :func:`bnport.port`.
+        force: replace an existing ``dst``.
+    """
+    src, dst = Path(src), Path(dst)
+    direction = (framework_of_file(src), framework_of_file(dst))
+    if direction[0] == direction[1]:
+        raise UsageError(f"{src} and {dst} are both {direction[0]} files; bnport converts between frameworks")
+    check_destination(dst, force=force, sources=(src,))
+    if not src.is_file():
+        raise CheckpointError(f"checkpoint not found: {src}")
+    if direction[0] == "torch":
+        if keras_model is None:
+            raise UsageError("converting to Keras needs --keras-model (a factory or a .keras file)")
+        source = loading.torch_model(torch_model, src)
+        target = loading.keras_model(keras_model)
+    else:
+        if keras_model is None and not src.name.endswith(".keras"):
+            raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
+        source = (loading.keras_model(str(src)) if keras_model is None
+                  else loading.keras_model(keras_model, src))
+        target = loading.torch_model(torch_model)
+    report = ConvertReport(src, dst, port(source, target, mapping, strict, allow_bad_stats=allow_bad_stats,
+                                          progress=progress))
+    _check_settings_survive(report, dst, torch_model, keras_model, direction[1])
+    _save(target, dst, direction[1])
+    return report
+
+
+def _check_settings_survive(report: ConvertReport, dst: Path, torch_ref: str, keras_ref: str | None,
+                            target: str) -> None:
+    """Refuse a weights-only destination whose model definition has another epsilon than the source."""
+    if dst.name.endswith(".keras"):
+        return  # the archive stores each layer's configuration
+    if target == "torch":
+        from bnport import torch_graph as graphs
+        from bnport import torch_layers as side
+
+        fresh, ported = loading.torch_model(torch_ref), report.port.plan.torch_graph
+        names = [p.torch_name for p in report.port.pairs]
+    else:
+        from bnport import keras_graph as graphs
+        from bnport import keras_layers as side
+
+        fresh, ported = loading.keras_model(keras_ref), report.port.plan.keras_graph
+        names = [p.keras_name for p in report.port.pairs]
+    defined = graphs.graph(fresh).nodes
+    errors = []
+    for name in names:
+        have, want = side.settings(ported.nodes[name].layer), side.settings(defined[name].layer)
+        if have.get("epsilon") != want.get("epsilon"):
+            errors.append(f"{name}: epsilon {have['epsilon']:g} in the source, {want['epsilon']:g} in the definition")
+        if have.get("momentum") != want.get("momentum"):
+            report.notes.append(f"{name}: momentum {have['momentum']} (PyTorch convention) in the source but "
+                                f"{want.get('momentum')} in the model definition; {dst.name} cannot store it "
+                                "(inference is unaffected)")
+    if errors:
+        raise CheckpointError(
+            f"{dst.name} would store weights only, and the model definition disagrees with the source on "
+            "settings the file cannot hold, so loading it would compute something else; nothing was written:\n  "
+            + "\n  ".join(errors)
+            + "\nFix the model definition, or (Keras) write a .keras file, which keeps each layer's settings."
+        )
+
+
+def _save(model, dst: Path, target: str) -> None:
+    if target == "torch":
+        from bnport import torch_files
+
+        torch_files.write_state_dict(model.state_dict(), dst)
+    else:
+        from bnport import keras_files
+
+        keras_files.save(model, dst)
