@@ -31,17 +31,32 @@ def check_destination(dst: Path, *, force: bool, sources: tuple[Path, ...] = ())
         raise CheckpointError(f"the destination folder {folder} is not writable")
 
 
+def _final_mode(dst: Path) -> int:
+    """The replaced file's mode, or what a newly created file gets under the current umask."""
+    try:
+        return dst.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(dst: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``dst`` (ending in ``suffix``); on success rename it onto ``dst``."""
     dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=".bnport-tmp-", suffix=suffix, dir=dst.parent if str(dst.parent) else ".")
-    os.close(fd)
+    folder = dst.parent if str(dst.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".bnport-tmp-", suffix=suffix, dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}") from exc
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _final_mode(dst))
         os.replace(tmp_path, dst)
     except CheckpointError:
         raise

@@ -1,0 +1,186 @@
+"""File to file, both directions, every fixture architecture and file format; failures leave nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from models import FIXTURES, sample
+from test_port_models import run_keras, run_torch
+
+from bnport import BnportWarning, CheckpointError, UsageError
+from bnport.convert import convert
+from bnport.loading import keras_model, torch_model
+from bnport.tolerance import output_depth, tolerance
+from bnport.torch_graph import graph as torch_graph
+
+ARCH = FIXTURES / "architectures.py"
+#: architecture -> (PyTorch file, Keras file), as written by scripts/make_fixtures.py
+FILES = {
+    "resnet": ("resnet.pt", "resnet.weights.h5"),
+    "mobilenet": ("mobilenet.safetensors", "mobilenet.keras"),
+    "conv1d": ("conv1d.pth", "conv1d.h5"),
+    "conv3d": ("conv3d.pt", "conv3d.weights.h5"),
+    "mlp": ("mlp.pt", "mlp.keras"),
+}
+KERAS_OUT = {"resnet": ".keras", "mobilenet": ".weights.h5", "conv1d": ".weights.h5", "conv3d": ".keras",
+             "mlp": ".h5"}
+TORCH_OUT = {"resnet": ".safetensors", "mobilenet": ".pt", "conv1d": ".safetensors", "conv3d": ".pth", "mlp": ".pt"}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refs(name):
+    return f"{ARCH}:torch_{name}", f"{ARCH}:keras_{name}"
+
+
+def assert_close(t, k, name):
+    x = sample(name)
+    yt, yk = run_torch(t, x), run_keras(k, x)
+    tol = tolerance(output_depth(torch_graph(t)), yt)
+    assert float(np.max(np.abs(yt - yk))) <= tol
+
+
+def no_leftovers(folder: Path) -> None:
+    assert not [p for p in folder.iterdir() if p.name.startswith(".bnport-tmp-")]
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_torch_file_to_keras_file(name, tmp_path):
+    src = FIXTURES / FILES[name][0]
+    before = sha(src)
+    dst = tmp_path / f"{name}{KERAS_OUT[name]}"
+    t_ref, k_ref = refs(name)
+    report = convert(src, dst, torch_model=t_ref, keras_model=k_ref)
+    assert sha(src) == before and dst.is_file() and report.port.direction == "PyTorch -> Keras"
+    loaded = keras_model(str(dst)) if dst.name.endswith(".keras") else keras_model(k_ref, dst)
+    assert_close(torch_model(t_ref, src), loaded, name)
+    no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_keras_file_to_torch_file(name, tmp_path):
+    src = FIXTURES / FILES[name][1]
+    before = sha(src)
+    dst = tmp_path / f"{name}{TORCH_OUT[name]}"
+    t_ref, k_ref = refs(name)
+    convert(src, dst, torch_model=t_ref, keras_model=None if src.name.endswith(".keras") else k_ref)
+    assert sha(src) == before
+    source = keras_model(str(src)) if src.name.endswith(".keras") else keras_model(k_ref, src)
+    assert_close(torch_model(t_ref, dst), source, name)
+    no_leftovers(tmp_path)
+
+
+def test_existing_destination_needs_force(tmp_path):
+    dst = tmp_path / "out.weights.h5"
+    dst.write_bytes(b"keep me")
+    t_ref, k_ref = refs("mlp")
+    with pytest.raises(CheckpointError, match="exists; pass --force"):
+        convert(FIXTURES / "mlp.pt", dst, torch_model=t_ref, keras_model=k_ref)
+    assert dst.read_bytes() == b"keep me"
+    convert(FIXTURES / "mlp.pt", dst, torch_model=t_ref, keras_model=k_ref, force=True)
+    assert dst.read_bytes() != b"keep me"
+
+
+def test_bad_destinations(tmp_path):
+    t_ref, k_ref = refs("mlp")
+    src = FIXTURES / "mlp.pt"
+    (tmp_path / "d.keras").mkdir()
+    with pytest.raises(CheckpointError, match="is a directory"):
+        convert(src, tmp_path / "d.keras", torch_model=t_ref, keras_model=k_ref)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        convert(src, tmp_path / "no" / "x.keras", torch_model=t_ref, keras_model=k_ref)
+    with pytest.raises(CheckpointError, match=r"could not write /proc/mlp\.keras"):
+        convert(src, Path("/proc/mlp.keras"), torch_model=t_ref, keras_model=k_ref)
+    with pytest.raises(UsageError, match="both torch files"):
+        convert(src, tmp_path / "x.pt", torch_model=t_ref)
+
+
+def test_destination_is_the_source(tmp_path):
+    src = tmp_path / "m.keras"
+    src.write_bytes((FIXTURES / "mlp.keras").read_bytes())
+    link = tmp_path / "same.pt"  # the same file under a PyTorch name
+    os.link(src, link)
+    with pytest.raises(CheckpointError, match="is the source file"):
+        convert(src, link, torch_model=refs("mlp")[0], force=True)
+
+
+def test_missing_unexpected_and_misshaped_keys_are_listed_at_once(tmp_path, torch):
+    state = torch.load(FIXTURES / "mlp.pt", weights_only=True)
+    state.pop("1.running_var")
+    state["extra.weight"] = torch.zeros(2)
+    state["7.weight"] = torch.zeros(3, 15)
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    dst = tmp_path / "out.keras"
+    with pytest.raises(CheckpointError) as info:
+        convert(bad, dst, torch_model=refs("mlp")[0], keras_model=refs("mlp")[1])
+    text = str(info.value)
+    assert "missing keys: 1.running_var" in text and "unexpected keys: extra.weight" in text
+    assert "7.weight: file (3, 15) vs model (3, 16)" in text
+    assert not dst.exists()
+    no_leftovers(tmp_path)
+
+
+def test_weights_only_destination_refuses_a_definition_with_another_epsilon(tmp_path):
+    models = FIXTURES / "models.py"
+    dst = tmp_path / "bn.weights.h5"
+    with pytest.raises(CheckpointError) as info, pytest.warns(BnportWarning, match="momentum=None"):
+        convert(FIXTURES / "bn_layers.pt", dst, torch_model=f"{models}:torch_bn_layers",
+                keras_model=f"{models}:keras_bn_layers")
+    assert "bn1d: epsilon 1e-05 in the source, 0.001 in the definition" in str(info.value)
+    assert "write a .keras file" in str(info.value) and not dst.exists()
+    with pytest.warns(BnportWarning, match="momentum=None"):
+        report = convert(FIXTURES / "bn_layers.pt", tmp_path / "bn.keras", torch_model=f"{models}:torch_bn_layers",
+                         keras_model=f"{models}:keras_bn_layers")
+    assert report.port.tensors == 12
+
+
+def test_momentum_the_file_cannot_hold_is_noted(tmp_path):
+    defs = tmp_path / "defs.py"
+    defs.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(FIXTURES)!r})\n"
+        "import architectures\n\n"
+        "def torch_mlp():\n"
+        "    model = architectures.torch_mlp()\n"
+        "    model[1].momentum = 0.3\n"
+        "    return model\n"
+    )
+    report = convert(FIXTURES / "mlp.keras", tmp_path / "m.pt", torch_model=f"{defs}:torch_mlp")
+    assert len(report.notes) == 1
+    assert report.notes[0].startswith("1: momentum 0.1 (PyTorch convention) in the source but 0.3")
+    assert (tmp_path / "m.pt").is_file()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bnport", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_convert_and_exit_codes(tmp_path):
+    t_ref, k_ref = refs("conv1d")
+    dst = tmp_path / "c.keras"
+    ok = cli("convert", str(FIXTURES / "conv1d.pth"), str(dst), "--torch-model", t_ref, "--keras-model", k_ref)
+    assert ok.returncode == 0, ok.stderr
+    assert "ported 7 layers" in ok.stdout and dst.is_file()
+    again = cli("convert", str(FIXTURES / "conv1d.pth"), str(dst), "--torch-model", t_ref, "--keras-model", k_ref)
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr and "Traceback" not in again.stderr
+    assert again.stderr.count("\n") == 1
+
+
+def test_cli_inspect(tmp_path):
+    out = cli("inspect", str(FIXTURES / "resnet.pt"))
+    assert out.returncode == 0 and "13 weight-holding layers, 6 BatchNorm" in out.stdout
+    assert "eps not stored in a state dict" in out.stdout and "trained statistics" in out.stdout
+    out = cli("inspect", str(FIXTURES / "mlp.keras"), "--json")
+    assert out.returncode == 0 and '"kind": "batchnorm"' in out.stdout and "eps 1e-05" in out.stdout
+    for f in ("conv1d.h5", "resnet.weights.h5", "mobilenet.safetensors"):
+        out = cli("inspect", str(FIXTURES / f))
+        assert out.returncode == 0 and "BatchNorm" in out.stdout, f
