@@ -29,18 +29,32 @@ _LAZY = {
     "to_keras": "bnport.api",
     "check_layer": "bnport.check",
     "LayerCheck": "bnport.check",
-    "explain": "bnport.explain",
-    "Explanation": "bnport.explain",
+    "explain": "bnport.explanation",
+    "Explanation": "bnport.explanation",
     "Finding": "bnport.findings",
     "BatchNormSpec": "bnport.spec",
+    "plan": "bnport.porting",
+    "port": "bnport.porting",
+    "PortReport": "bnport.porting",
+    "Plan": "bnport.pairing",
+    "PlanError": "bnport.pairing",
+    "convert": "bnport.conversion",
+    "verify": "bnport.verification",
+    "VerifyReport": "bnport.verification",
+    "inspect": "bnport.inspect_file",
 }
 
 if TYPE_CHECKING:
     from bnport.api import from_keras, from_torch, to_keras, to_torch
     from bnport.check import LayerCheck, check_layer
-    from bnport.explain import Explanation, explain
+    from bnport.conversion import convert
+    from bnport.explanation import Explanation, explain
     from bnport.findings import Finding
+    from bnport.inspect_file import inspect
+    from bnport.pairing import Plan, PlanError
+    from bnport.porting import PortReport, plan, port
     from bnport.spec import BatchNormSpec
+    from bnport.verification import VerifyReport, verify
 
 
 def __getattr__(name: str) -> object:
@@ -66,14 +80,23 @@ __all__ = [
     "Finding",
     "IncompatibleLayerError",
     "LayerCheck",
+    "Plan",
+    "PlanError",
+    "PortReport",
     "SpecError",
     "UnsupportedLayerError",
     "UsageError",
+    "VerifyReport",
     "__version__",
     "check_layer",
+    "convert",
     "explain",
     "from_keras",
     "from_torch",
+    "inspect",
+    "plan",
+    "port",
     "to_keras",
     "to_torch",
+    "verify",
 ]

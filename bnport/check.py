@@ -93,7 +93,7 @@ def check_layer(torch_layer, keras_layer, inputs: np.ndarray | None = None, *, s
     ok = all(c.ok for c in comparisons)
     findings: tuple[Finding, ...] = ()
     if not ok:
-        from bnport.explain import explain
+        from bnport.explanation import explain
 
         findings = explain(torch_layer, keras_layer, x).findings
     main = comparisons[2]

@@ -51,7 +51,7 @@ def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:
 
 def explain(args: argparse.Namespace) -> int:
     """``bnport explain``: findings for every BatchNorm pair of two models."""
-    from bnport.explain import explain as explain_pair
+    from bnport.explanation import explain as explain_pair
 
     t = loading.torch_model(args.torch_model, args.torch_weights)
     k = loading.keras_model(args.keras_model, args.keras_weights)
@@ -65,7 +65,7 @@ def explain(args: argparse.Namespace) -> int:
 
 def convert(args: argparse.Namespace) -> int:
     """``bnport convert``: file to file."""
-    from bnport.convert import convert as run
+    from bnport.conversion import convert as run
 
     report = run(args.src, args.dst, torch_model=args.torch_model, keras_model=args.keras_model,
                  mapping=args.map, force=args.force, strict=not args.non_strict,
@@ -139,7 +139,7 @@ def demo(args: argparse.Namespace) -> int:
     naive_path = fx / "bn_layers_naive.keras"
     naive = loading.keras_model(str(naive_path))
     print(f"4. why a hand port ({naive_path.name}: same weights, Keras defaults) differs:")
-    from bnport.explain import explain as explain_pair
+    from bnport.explanation import explain as explain_pair
 
     for tn, tm, _, kl in bn_pairs(torch_net, naive):
         found = [str(f) for f in explain_pair(tm, kl).findings] or ["no difference (its settings match)"]

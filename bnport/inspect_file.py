@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bnport import health
-from bnport.convert import framework_of_file
+from bnport.conversion import framework_of_file
 from bnport.errors import CheckpointError
 from bnport.spec import BatchNormSpec
 

@@ -62,3 +62,26 @@ def export_keras(
     except Exception as exc:
         raise ExportError(f"tf2onnx failed to export Keras '{name}': {exc}") from exc
     return model
+
+
+def with_taps(model, names: list[str]):
+    """A functional model with ``model``'s inputs returning its outputs, then the named layers' outputs.
+
+    Only layers of ``model`` itself can be tapped (a layer inside a nested model has no tensor in this
+    graph); returns the tapped model, how many outputs are the model's own, and the names it could not tap.
+    """
+    import keras
+
+    from bnport.keras_graph import functional
+
+    fn = functional(model)
+    own = {layer.name: layer for layer in fn.layers}
+    tapped, skipped = [], []
+    for name in names:
+        layer = own.get(name)
+        if layer is None or len(layer._inbound_nodes) != 1:
+            skipped.append(name)
+            continue
+        tapped.append(layer.output)
+    outputs = list(fn.outputs) + tapped
+    return keras.Model(fn.inputs, outputs, name=f"{model.name}_taps"), len(fn.outputs), skipped

@@ -29,9 +29,9 @@ def export_torch(
 ) -> onnx.ModelProto:
     """Export ``module`` in eval mode on an example input (channels-first); the batch axis stays dynamic.
 
-    The module's training flag is restored afterwards.
+    Every submodule's training flag is restored afterwards (a submodule left in training mode stays so).
     """
-    was_training = module.training
+    flags = [(m, m.training) for m in module.modules()]
     buffer = io.BytesIO()
     dynamic = {name: {0: "batch"} for name in ("input", *output_names)}
     try:
@@ -53,5 +53,29 @@ def export_torch(
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed on {type(module).__name__}: {exc}") from exc
     finally:
-        module.train(was_training)
+        for m, flag in flags:
+            m.training = flag
     return onnx.load_from_string(buffer.getvalue())
+
+
+def with_taps(model: torch.nn.Module, names: Sequence[str]) -> tuple[torch.nn.Module, int]:
+    """A copy of ``model``'s forward that also returns the outputs of the named modules, in that order.
+
+    Returns the tapped module and how many of its outputs are the model's own (they come first).
+    """
+    from torch import fx
+
+    from bnport.torch_graph import trace
+
+    traced = trace(model)
+    calls = {n.target: n for n in traced.graph.nodes if n.op == "call_module"}
+    missing = [n for n in names if n not in calls]
+    if missing:
+        raise ExportError(f"PyTorch modules {', '.join(missing)} are not called in forward; cannot expose them")
+    out_node = next(n for n in traced.graph.nodes if n.op == "output")
+    finals: list[fx.Node] = []
+    fx.node.map_arg(out_node.args[0], finals.append)
+    out_node.args = (tuple(finals) + tuple(calls[n] for n in names),)
+    traced.graph.lint()
+    traced.recompile()
+    return traced, len(finals)

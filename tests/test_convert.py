@@ -14,7 +14,7 @@ from models import FIXTURES, sample
 from test_port_models import run_keras, run_torch
 
 from bnport import BnportWarning, CheckpointError, UsageError
-from bnport.convert import convert
+from bnport.conversion import convert
 from bnport.loading import keras_model, torch_model
 from bnport.tolerance import output_depth, tolerance
 from bnport.torch_graph import graph as torch_graph

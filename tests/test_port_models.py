@@ -11,8 +11,8 @@ from models import SMALL, fresh, keras_model, sample, torch_model
 
 import bnport
 from bnport.layout import to_channels_last
-from bnport.plan import PlanError
-from bnport.port import plan, port
+from bnport.pairing import PlanError
+from bnport.porting import plan, port
 from bnport.tolerance import output_depth, tolerance
 
 

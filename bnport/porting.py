@@ -10,7 +10,7 @@ from bnport.errors import SpecError
 from bnport.frameworks import TORCH, framework_of, torch_and_keras
 from bnport.graph import Graph
 from bnport.layers import tensors_of
-from bnport.plan import Pair, Plan, match
+from bnport.pairing import Pair, Plan, match
 
 
 def plan(src_model, dst_model, mapping: object = None) -> Plan:

@@ -15,7 +15,7 @@ from pathlib import Path
 from bnport import loading
 from bnport.atomic import check_destination
 from bnport.errors import CheckpointError, UsageError
-from bnport.port import PortReport, port
+from bnport.porting import PortReport, port
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 KERAS_SUFFIXES = (".keras", ".weights.h5", ".h5")

@@ -1,0 +1,249 @@
+"""``bnport.verify``: run both models through ONNX Runtime and compare every ported layer.
+
+The PyTorch model is exported in eval mode by the legacy exporter with constant folding off, and the Keras
+model in inference mode by tf2onnx; each export also returns the output of every paired layer (a tapped
+copy of the model), so no exporter can fold a BatchNorm away from the comparison. Both run in onnxruntime on
+the same inputs (channels-first for PyTorch, channels-last for a channels-last Keras model), and the pairs
+are compared in PyTorch execution order against tolerances from :mod:`bnport.tolerance`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnport import layout, runtime, tolerance
+from bnport.compare import Comparison, compare
+from bnport.errors import IncompatibleLayerError, UsageError
+from bnport.findings import Finding
+from bnport.pairing import Pair, Plan
+
+#: kinds whose outputs carry a channel axis that Keras keeps last
+_CHANNEL_KINDS = {"conv", "conv_transpose", "batchnorm", "groupnorm", "prelu"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared pair."""
+
+    torch_name: str
+    keras_name: str
+    kind: str
+    comparison: Comparison
+    tolerance: float
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Within tolerance and nothing found that makes the PyTorch side compute something else."""
+        return self.comparison.ok and not any(f.code == "train-mode" for f in self.findings)
+
+    def as_dict(self) -> dict:
+        """The row in the JSON report's schema."""
+        c = self.comparison
+        return {"torch_name": self.torch_name, "keras_name": self.keras_name, "kind": self.kind,
+                "max_abs": _num(c.max_abs), "max_rel": _num(c.max_rel), "tolerance": self.tolerance,
+                "passed": self.passed, "worst_index": list(c.worst_index), "detail": c.detail,
+                "findings": [{"code": f.code, "message": f.message, "predicted_max_abs": f.predicted_max_abs}
+                             for f in self.findings]}
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else (x if abs(x) != float("inf") else None)
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify`.
+
+    Attributes:
+        ok: every compared pair and the final output passed.
+        rows: one per compared pair, in PyTorch execution order.
+        final: the model outputs compared.
+        first_divergence: the first failing row, or None.
+        findings: what ``explain``-style checks say about the first divergence.
+        not_compared: pairs that could not be exposed (layers inside nested Keras models).
+        input_shape: channels-first shape of the inputs.
+    """
+
+    ok: bool
+    rows: list[Row]
+    final: list[Row]
+    first_divergence: Row | None
+    findings: tuple[Finding, ...]
+    not_compared: list[str] = field(default_factory=list)
+    input_shape: tuple[int, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The JSON report (schema: ``bnport/schemas/verify-report.schema.json``)."""
+        first = self.first_divergence
+        return {
+            "schema": "bnport-verify-report/1",
+            "ok": self.ok,
+            "input_shape": list(self.input_shape),
+            "pairs": [r.as_dict() for r in self.rows],
+            "final": [r.as_dict() for r in self.final],
+            "first_divergence": None if first is None else {"torch_name": first.torch_name,
+                                                              "keras_name": first.keras_name, "kind": first.kind},
+            "findings": [{"code": f.code, "message": f.message, "predicted_max_abs": f.predicted_max_abs}
+                         for f in self.findings],
+            "not_compared": self.not_compared,
+            "seconds": self.seconds,
+        }
+
+    def __str__(self) -> str:
+        from bnport.report import table
+
+        return table(self)
+
+
+def verify(
+    torch_model,
+    keras_model,
+    inputs: np.ndarray | None = None,
+    mapping: object = None,
+    per_layer: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    *,
+    seed: int = 0,
+) -> VerifyReport:
+    """Check that a ported model computes what the original computes, layer by layer, through ONNX Runtime.
+
+    Args:
+        torch_model, keras_model: the two models (either order of porting; neither is modified).
+        inputs: channels-first inputs (N, C, ...); None draws seeded standard-normal inputs of the Keras
+            model's input shape with batch 2.
+        mapping: as in :func:`bnport.plan`.
+        per_layer: compare every paired layer, not only the final outputs.
+        atol, rtol: override the derived tolerance with ``atol + rtol * max|reference|`` (either may be given).
+        seed: seed of the default inputs.
+
+    The tolerance of a layer grows with its depth (see :mod:`bnport.tolerance`): ``2 * 2**-24 * depth *
+    max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it.
+    """
+    from bnport import keras_export, torch_export
+    from bnport.frameworks import torch_and_keras
+    from bnport.porting import plan as make_plan
+
+    torch_model, keras_model = torch_and_keras(torch_model, keras_model)
+    p = make_plan(torch_model, keras_model, mapping)
+    p.raise_for_problems(strict=False)
+    x = _inputs(keras_model, inputs, seed)
+    keras_last = _keras_channels_last(p)
+    clock: dict[str, float] = {}
+    names = [pair.torch_name for pair in p.pairs] if per_layer else []
+    k_tapped, k_finals, skipped = keras_export.with_taps(keras_model, [_pair(p, n).keras_name for n in names])
+    skipped_set = set(skipped)
+    names = [n for n in names if _pair(p, n).keras_name not in skipped_set]
+    start = time.perf_counter()
+    t_tapped, t_finals = torch_export.with_taps(torch_model, names)
+    t_onnx = torch_export.export_torch(t_tapped, x, output_names=_names(t_finals, len(names)))
+    clock["export_torch"] = time.perf_counter() - start
+    keras_x = layout.to_channels_last(x) if keras_last else x
+    start = time.perf_counter()
+    k_onnx = keras_export.export_keras(k_tapped, keras_x.shape, "float32", name=keras_model.name)
+    clock["export_keras"] = time.perf_counter() - start
+    start = time.perf_counter()
+    t_out = runtime.run(t_onnx, x)
+    k_out = runtime.run(k_onnx, keras_x)
+    clock["onnxruntime"] = time.perf_counter() - start
+    rows = _rows(p, names, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model)
+    final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol)
+    failing = [r for r in rows + final if not r.passed]
+    first = failing[0] if failing else None
+    findings = _diagnose(first, p, torch_model, keras_model, x) if first is not None else ()
+    return VerifyReport(ok=not failing, rows=rows, final=final, first_divergence=first, findings=findings,
+                        not_compared=[f"{_pair_by_keras(p, s).torch_name} <-> {s}" for s in skipped],
+                        input_shape=tuple(x.shape), seconds=clock)
+
+
+def _pair(p: Plan, torch_name: str) -> Pair:
+    return next(pair for pair in p.pairs if pair.torch_name == torch_name)
+
+
+def _pair_by_keras(p: Plan, keras_name: str) -> Pair:
+    return next(pair for pair in p.pairs if pair.keras_name == keras_name)
+
+
+def _names(finals: int, taps: int) -> list[str]:
+    return [f"output_{i}" for i in range(finals)] + [f"tap_{i}" for i in range(taps)]
+
+
+def _inputs(keras_model, inputs, seed: int) -> np.ndarray:
+    if inputs is not None:
+        x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32))
+        if x.ndim < 2:
+            raise UsageError(f"inputs must be a batch (N, C, ...). Received: shape {x.shape}")
+        return x
+    shapes = [tuple(t.shape) for t in keras_model.inputs]
+    if len(shapes) != 1 or any(d is None for d in shapes[0][1:]):
+        raise UsageError(
+            f"the Keras model's input shape {shapes} does not fix one input of known size; pass inputs"
+        )
+    shape = shapes[0]
+    cf = (2, shape[-1], *shape[1:-1]) if len(shape) > 2 else (2, *shape[1:])
+    return np.random.default_rng(seed).standard_normal(cf).astype(np.float32)
+
+
+def _keras_channels_last(p: Plan) -> bool:
+    """Whether the Keras model keeps channels last (read from its first convolution; default yes)."""
+    formats = (getattr(n.spec, "attrs", {}).get("data_format") for n in p.keras_graph.nodes.values())
+    return next((f for f in formats if f), "channels_last") == "channels_last"
+
+
+def _to_torch_layout(y: np.ndarray, kind: str, keras_last: bool) -> np.ndarray:
+    if keras_last and kind in _CHANNEL_KINDS and y.ndim > 2:
+        return layout.to_channels_first(y)
+    return y
+
+
+def _tol(depth: float, ref: np.ndarray, atol, rtol) -> float:
+    if atol is None and rtol is None:
+        return tolerance.tolerance(depth, ref)
+    return (atol or 0.0) + (rtol or 0.0) * float(np.max(np.abs(ref)))
+
+
+def _rows(p: Plan, names, t_out, k_out, keras_last, atol, rtol, torch_model) -> list[Row]:
+    depths = tolerance.depths(p.torch_graph)
+    modules = dict(torch_model.named_modules())
+    rows = []
+    for name, yt, yk in zip(names, t_out, k_out, strict=True):
+        pair = _pair(p, name)
+        yk = _to_torch_layout(yk, pair.kind, keras_last)
+        tol = _tol(depths[name], yt, atol, rtol)
+        found = ()
+        if getattr(modules[name], "training", False) and pair.kind == "batchnorm":
+            found = (Finding("train-mode", f"PyTorch {name} is in training mode: run as it is, it normalizes with "
+                                           "batch statistics (exported here in eval mode); call .eval()"),)
+        rows.append(Row(name, pair.keras_name, pair.kind, compare(f"{name} <-> {pair.keras_name}", yk, yt, tol),
+                        tol, found))
+    return rows
+
+
+def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol) -> list[Row]:
+    depth = tolerance.output_depth(p.torch_graph)
+    rows = []
+    for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=False)):
+        kind = "batchnorm" if yt.ndim > 2 else "output"  # an image-shaped output is channels-last in Keras
+        yk = _to_torch_layout(yk, kind, keras_last)
+        tol = _tol(depth, yt, atol, rtol)
+        rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
+    if len(t_out) != len(k_out):
+        raise IncompatibleLayerError(f"the PyTorch model has {len(t_out)} outputs and the Keras model {len(k_out)}")
+    return rows
+
+
+def _diagnose(row: Row, p: Plan, torch_model, keras_model, x) -> tuple[Finding, ...]:
+    from bnport.diagnose import diagnose_pair
+
+    if row.kind == "output":
+        return (Finding("output", "every compared layer passed but the final outputs differ: the difference comes "
+                                  "from weightless operations (padding, pooling, activations, flatten) or an "
+                                  "unported layer"),)
+    found = [f for f in diagnose_pair(p, row.torch_name, row.keras_name)
+             if not (row.findings and f.code == "upstream")]
+    return tuple(row.findings) + tuple(found)
