@@ -57,6 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="any supported checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    p = sub.add_parser("verify", help="compare a PyTorch and a Keras model layer by layer through ONNX Runtime",
+                       description="Exit 0 when every comparison passes, 1 when the models drift, 2 on bad input.")
+    _add_models(p, required=True)
+    p.add_argument("--inputs", metavar="FILE.npz", help="channels-first inputs (the first array in the file); "
+                   "default: seeded random inputs of the Keras model's input shape")
+    p.add_argument("--map", metavar="FILE", help="JSON/YAML mapping of layer names (pairs and regex rules)")
+    p.add_argument("--no-per-layer", action="store_true", help="compare the final outputs only")
+    p.add_argument("--atol", type=float, help="absolute tolerance (replaces the derived one)")
+    p.add_argument("--rtol", type=float, help="tolerance relative to each output's largest magnitude")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON (schema bnport-verify-report/1)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per compared pair")
+    p.add_argument("--html", metavar="FILE", help="write an HTML report with a chart of error vs tolerance")
+
     p = sub.add_parser("demo", help="port the bundled fixture, check it through ONNX Runtime, explain a naive port")
     p.add_argument("--fixtures", metavar="DIR", help="folder of the bundled fixtures (default: the repository's)")
     p.add_argument("--out", metavar="DIR", default="out", help="where the ported files go (default: ./out)")

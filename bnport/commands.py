@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +43,8 @@ def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:
             arrays = [data[k] for k in data.files]
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read inputs {path}: {exc}") from exc
-    if len(arrays) != count:
-        raise UsageError(f"{path} holds {len(arrays)} arrays but there are {count} BatchNorm pairs")
+    if len(arrays) < count or (count > 1 and len(arrays) != count):
+        raise UsageError(f"{path} holds {len(arrays)} arrays; {count} expected")
     return arrays
 
 
@@ -61,6 +60,24 @@ def explain(args: argparse.Namespace) -> int:
         text = str(explain_pair(tm, kl, x))
         print("  " + text.replace("\n", "\n  "))
     return EXIT_OK
+
+
+def verify(args: argparse.Namespace) -> int:
+    """``bnport verify``: exit 0 when everything passes, 1 on drift."""
+    from bnport import report as render
+    from bnport.verification import verify as run
+
+    t = loading.torch_model(args.torch_model, args.torch_weights)
+    k = loading.keras_model(args.keras_model, args.keras_weights)
+    inputs = _read_inputs(args.inputs, 1)[0] if args.inputs else None
+    result = run(t, k, inputs, args.map, not args.no_per_layer, args.atol, args.rtol)
+    print(result)
+    for path, write in ((args.json, render.write_json), (args.junit, render.write_junit),
+                        (args.html, render.write_html)):
+        if path:
+            write(result, path)
+            print(f"wrote {path}")
+    return EXIT_OK if result.ok else EXIT_DRIFT
 
 
 def convert(args: argparse.Namespace) -> int:
@@ -102,47 +119,39 @@ def _fixtures_dir(given: str | None) -> Path:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """``bnport demo``: port the bundled PyTorch checkpoint to a Keras file, check it, explain a naive port."""
-    from bnport import keras_files
-    from bnport.api import from_torch, to_keras
-    from bnport.atomic import check_destination
-    from bnport.check import check_layer
+    """``bnport demo``: convert the bundled PyTorch checkpoint to a Keras file, verify it, explain a naive port."""
+    from bnport import report as render
+    from bnport.conversion import convert as run_convert
+    from bnport.verification import verify as run_verify
 
     fx = _fixtures_dir(args.fixtures)
-    src = fx / "bn_layers.pt"
-    torch_net = loading.torch_model(f"{fx / 'models.py'}:torch_bn_layers", src)
-    keras_net = loading.keras_model(f"{fx / 'models.py'}:keras_bn_layers")
-    print(f"1. read {src} (weights_only=True) into {type(torch_net).__name__}")
-    for tn, tm, kn, kl in bn_pairs(torch_net, keras_net):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            to_keras(from_torch(tm), kl)
-        print(f"   {tn}: eps={tm.eps:g} momentum={tm.momentum} -> Keras {kn}: epsilon={kl.epsilon:g} "
-              f"momentum={kl.momentum:g}")
-        for w in caught:
-            print(f"   note: {w.message}")
+    arch = fx / "architectures.py"
+    src = fx / "resnet.pt"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # A .keras archive keeps each layer's epsilon and momentum; a .weights.h5 file keeps only tensors.
-    dst = out / "bn_layers.keras"
-    check_destination(dst, force=True, sources=(src,))
-    keras_files.save(keras_net, dst)
-    print(f"2. wrote {dst}")
-    reloaded = loading.keras_model(str(dst))
-    print(f"3. checked {dst} through ONNX Runtime against the PyTorch checkpoint:")
-    ok = True
-    for tn, tm, kn, kl in bn_pairs(torch_net, reloaded):
-        result = check_layer(tm, kl)
-        ok &= result.ok
-        print(f"   {tn} <-> {kn}: {'ok' if result.ok else 'FAILED'}  max abs {result.max_abs:.3g}  "
-              f"max rel {result.max_rel:.3g}  on {list(result.input_shape)}")
-    naive_path = fx / "bn_layers_naive.keras"
-    naive = loading.keras_model(str(naive_path))
-    print(f"4. why a hand port ({naive_path.name}: same weights, Keras defaults) differs:")
+    dst = out / "resnet.keras"
+    print(f"1. convert {src} (a ResNet-style PyTorch checkpoint) to {dst}")
+    converted = run_convert(src, dst, torch_model=f"{arch}:torch_resnet", keras_model=f"{arch}:keras_resnet",
+                            force=True)
+    print("   " + str(converted.port).replace("\n", "\n   "))
+    print(f"2. verify {dst} against {src.name} layer by layer through ONNX Runtime")
+    result = run_verify(loading.torch_model(f"{arch}:torch_resnet", src), loading.keras_model(str(dst)))
+    print("   " + str(result).replace("\n", "\n   "))
+    render.write_html(result, out / "resnet-verify.html")
+    render.write_json(result, out / "resnet-verify.json")
+    print(f"   wrote {out / 'resnet-verify.html'} and {out / 'resnet-verify.json'}")
+    _demo_naive(fx)
+    print("ok: the converted file computes what the PyTorch checkpoint computes" if result.ok else "DRIFT")
+    return EXIT_OK if result.ok else EXIT_DRIFT
+
+
+def _demo_naive(fx: Path) -> None:
     from bnport.explanation import explain as explain_pair
 
+    torch_net = loading.torch_model(f"{fx / 'models.py'}:torch_bn_layers", fx / "bn_layers.pt")
+    naive_path = fx / "bn_layers_naive.keras"
+    naive = loading.keras_model(str(naive_path))
+    print(f"3. why a hand port of BatchNorm layers ({naive_path.name}: same weights, Keras defaults) differs:")
     for tn, tm, _, kl in bn_pairs(torch_net, naive):
         found = [str(f) for f in explain_pair(tm, kl).findings] or ["no difference (its settings match)"]
         print(f"   {tn}: " + "\n         ".join(found))
-    print("ok: the ported file computes what the PyTorch checkpoint computes" if ok else "FAILED")
-    return EXIT_OK if ok else EXIT_DRIFT

@@ -63,7 +63,8 @@ def compare(name: str, actual: np.ndarray, expected: np.ndarray, tolerance: np.n
     rel = diff / np.maximum(np.abs(np.nan_to_num(e)), _TINY)
     if diff.size == 0:
         return Comparison(name, True, 0.0, 0.0, (), 0.0, 0.0, 0.0)
-    share = diff / tol
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(diff == 0, 0.0, diff / tol)
     worst = np.unravel_index(int(np.argmax(share)), share.shape)
     return Comparison(
         name=name,

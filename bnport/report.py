@@ -58,7 +58,8 @@ def write_junit(report, path: str | Path) -> None:
                              name=f"{row.torch_name} <-> {row.keras_name}")
         c = row.comparison
         if not row.passed:
-            text = str(c) + "".join(f"\n{f}" for f in row.findings)
+            found = report.findings if row is report.first_divergence else row.findings
+            text = str(c) + "".join(f"\n{f}" for f in found)
             ET.SubElement(case, "failure", message=f"max abs {c.max_abs:.3g} > tolerance {row.tolerance:.3g}"
                           if not c.detail else c.detail, type="drift").text = text
     with atomic_path(Path(path), ".xml") as tmp:

@@ -1,0 +1,203 @@
+"""verify through real exports and real onnxruntime sessions: correct ports pass, injected faults are named."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from xml.etree import ElementTree as ET
+
+import jsonschema
+import numpy as np
+import pytest
+from models import FIXTURES, SMALL, architectures, fresh, keras_model, torch_model
+
+from bnport import chart, report
+from bnport.porting import port
+from bnport.testing import assert_ported
+from bnport.verification import verify
+
+
+@pytest.fixture(scope="module")
+def resnet_pair():
+    t, k = torch_model("resnet"), fresh("resnet", "keras")
+    port(t, k)
+    return t, k
+
+
+@pytest.mark.parametrize("name", SMALL)
+@pytest.mark.parametrize("direction", ["torch->keras", "keras->torch"])
+def test_correct_ports_pass_in_both_directions(name, direction):
+    if direction == "torch->keras":
+        t, k = torch_model(name), fresh(name, "keras")
+        port(t, k)
+    else:
+        k, t = keras_model(name), fresh(name, "torch")
+        port(k, t)
+    r = verify(t, k)
+    assert r.ok, str(r)
+    assert len(r.rows) == len(r.rows[0:]) > 0 and r.first_divergence is None and r.not_compared == []
+    assert all(row.comparison.max_abs <= row.tolerance for row in r.rows + r.final)
+
+
+def test_keras_applications_resnet50_verifies():
+    k, t = keras_model("resnet50", seed=2), fresh("resnet50", "torch")
+    port(k, t)
+    r = verify(t, k, per_layer=True)
+    assert r.ok, str(r)
+    assert len(r.rows) == 107 and sum(row.kind == "batchnorm" for row in r.rows) == 53
+
+
+def _first(r):
+    assert not r.ok
+    return r.first_divergence.torch_name, r.first_divergence.keras_name, [f.code for f in r.findings]
+
+
+def test_changed_epsilon_is_named(resnet_pair):
+    t, k = resnet_pair
+    layer = k.get_layer("stage2_1_bn")
+    layer.epsilon = 1e-2
+    try:
+        assert _first(verify(t, k)) == ("layer2.bn1", "stage2_1_bn", ["epsilon"])
+    finally:
+        layer.epsilon = 1e-5
+
+
+def test_batchnorm_left_in_training_mode_is_named(resnet_pair):
+    t, k = resnet_pair
+    t.layer1.bn2.train()
+    try:
+        assert _first(verify(t, k)) == ("layer1.bn2", "stage1_2_bn", ["train-mode"])
+        assert t.layer1.bn2.training and not t.layer1.bn1.training  # verify changed no flag
+    finally:
+        t.layer1.bn2.eval()
+
+
+def test_conv_kernel_with_h_and_w_swapped_is_named(resnet_pair):
+    t, k = resnet_pair
+    kernel = k.get_layer("stage1_2_conv").kernel
+    good = np.array(kernel.numpy())
+    kernel.assign(np.swapaxes(good, 0, 1))
+    try:
+        assert _first(verify(t, k)) == ("layer1.conv2", "stage1_2_conv", ["kernel-layout"])
+    finally:
+        kernel.assign(good)
+
+
+def test_flatten_order_mistake_is_named():
+    t, k = torch_model("mlp"), fresh("mlp", "keras")
+    port(t, k)
+    k.get_layer("fc1").kernel.assign(t[4].weight.detach().numpy().T)  # the plain transpose: wrong row order
+    assert _first(verify(t, k)) == ("4", "fc1", ["flatten-order"])
+
+
+def test_stride2_same_padding_mismatch_is_named():
+    t, k = torch_model("resnet"), architectures.keras_resnet(same_padding=True)
+    port(t, k)  # the weights port fine: only the padding differs
+    assert _first(verify(t, k)) == ("layer2.conv1", "stage2_1_conv", ["same-padding"])
+
+
+def test_verify_leaves_models_unchanged(resnet_pair):
+    t, k = resnet_pair
+    before_t = {n: v.clone() for n, v in t.state_dict().items()}
+    before_k = [np.array(v.numpy()) for v in k.weights]
+    verify(t, k)
+    assert all(np.array_equal(before_t[n].numpy(), v.numpy()) for n, v in t.state_dict().items())
+    assert all(np.array_equal(a, np.array(v.numpy())) for a, v in zip(before_k, k.weights, strict=True))
+    assert not t.training
+
+
+def test_tolerance_override_and_user_inputs(resnet_pair):
+    t, k = resnet_pair
+    x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype("float32")
+    r = verify(t, k, x, atol=0.0, rtol=0.0)
+    assert r.input_shape == (1, 3, 16, 16)
+    assert not r.ok  # two implementations are never bit-identical everywhere
+    assert all(row.tolerance == 0.0 for row in r.rows)
+    k.get_layer("stage2_1_bn").epsilon = 1e-2
+    try:
+        assert verify(t, k, x, atol=10.0).ok  # a loose tolerance hides the fault: the default does not
+    finally:
+        k.get_layer("stage2_1_bn").epsilon = 1e-5
+
+
+def test_final_outputs_only(resnet_pair):
+    r = verify(*resnet_pair, per_layer=False)
+    assert r.ok and r.rows == [] and len(r.final) == 1
+
+
+def test_reports_json_junit_html(resnet_pair, tmp_path):
+    t, k = resnet_pair
+    k.get_layer("stage2_1_bn").epsilon = 1e-2
+    try:
+        r = verify(t, k)
+    finally:
+        k.get_layer("stage2_1_bn").epsilon = 1e-5
+    report.write_json(r, tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(data, json.loads(report.SCHEMA_PATH.read_text()))
+    assert data["ok"] is False and data["first_divergence"]["torch_name"] == "layer2.bn1"
+    bad = dict(data, ok="no")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, json.loads(report.SCHEMA_PATH.read_text()))
+
+    report.write_junit(r, tmp_path / "r.xml")
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    cases = suite.findall("testcase")
+    assert suite.tag == "testsuite" and len(cases) == int(suite.get("tests")) == len(r.rows) + len(r.final)
+    failed = [c.get("name") for c in cases if c.find("failure") is not None]
+    assert failed[0] == "layer2.bn1 <-> stage2_1_bn" and int(suite.get("failures")) == len(failed)
+    assert "[epsilon]" in cases[[c.get("name") for c in cases].index(failed[0])].find("failure").text
+
+    report.write_html(r, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "DRIFT: first divergence at layer2.bn1" in page
+    img = chart.decode(base64.b64decode(re.search(r"base64,([^\"]+)", page).group(1)))
+    ratios = [row.comparison.max_abs / row.tolerance for row in r.rows + r.final]
+    for i, ratio in enumerate(ratios):  # each bar's colour says whether its layer passed
+        x = chart.MARGIN + i * (chart.BAR + chart.GAP) + chart.BAR // 2
+        bottom = tuple(img[chart.ratio_to_row(10.0**chart.LOW), x])
+        assert bottom == (chart.RED if ratio > 1 else chart.GREEN), (i, ratio)
+    first_bad = next(i for i, ratio in enumerate(ratios) if ratio > 1)
+    assert r.rows[first_bad].torch_name == "layer2.bn1"
+
+
+def test_assert_ported(resnet_pair):
+    t, k = resnet_pair
+    assert assert_ported(t, k).ok
+    k.get_layer("stage2_1_bn").epsilon = 1e-2
+    try:
+        with pytest.raises(AssertionError) as info:
+            assert_ported(t, k)
+    finally:
+        k.get_layer("stage2_1_bn").epsilon = 1e-5
+    text = str(info.value)
+    assert "first divergence at layer2.bn1 <-> stage2_1_bn (batchnorm)" in text
+    assert "[epsilon]" in text and "layer1.conv1" in text and "max abs" in text
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "bnport", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_verify_exit_codes(tmp_path):
+    arch = FIXTURES / "architectures.py"
+    good = tmp_path / "resnet.keras"
+    conv = cli("convert", str(FIXTURES / "resnet.pt"), str(good), "--torch-model", f"{arch}:torch_resnet",
+               "--keras-model", f"{arch}:keras_resnet")
+    assert conv.returncode == 0, conv.stderr
+    base = ["verify", "--torch-model", f"{arch}:torch_resnet", "--torch-weights", str(FIXTURES / "resnet.pt")]
+    ok = cli(*base, "--keras-model", str(good), "--json", str(tmp_path / "r.json"), "--junit",
+             str(tmp_path / "r.xml"), "--html", str(tmp_path / "r.html"))
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert "ok: 13 layers and 1 outputs within tolerance" in ok.stdout
+    assert all((tmp_path / f).is_file() for f in ("r.json", "r.xml", "r.html"))
+    drift = cli(*base, "--keras-model", f"{arch}:keras_resnet", "--keras-weights", str(FIXTURES / "resnet.weights.h5"))
+    assert drift.returncode == 1 and "DRIFT: first divergence at conv1 <-> stem_conv" in drift.stdout
+    bad = cli(*base, "--keras-model", str(tmp_path / "missing.keras"))
+    assert bad.returncode == 2 and "Keras file not found" in bad.stderr and "Traceback" not in bad.stderr
+    np.savez(tmp_path / "x.npz", np.ones((1, 3, 16, 16), np.float32))
+    with_inputs = cli(*base, "--keras-model", str(good), "--inputs", str(tmp_path / "x.npz"), "--no-per-layer")
+    assert with_inputs.returncode == 0 and "output 0" in with_inputs.stdout
