@@ -106,17 +106,19 @@ def _walk(model):
 def _h5_entries(path: Path) -> list[Entry]:
     import h5py
 
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise CheckpointError(f"{path} is not a readable HDF5 file: {exc}") from exc
     groups: dict[str, dict[str, np.ndarray]] = {}
-    with handle:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                layer, _, leaf = name.rpartition("/")
-                groups.setdefault(layer, {})[leaf] = obj[()]
-        handle.visititems(visit)
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            layer, _, leaf = name.rpartition("/")
+            groups.setdefault(layer, {})[leaf] = obj[()]
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(visit)
+    except Exception as exc:  # h5py raises OSError, KeyError, RuntimeError... on damaged files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable HDF5 file: {first}") from exc
     entries = []
     for name, arrays in groups.items():
         shapes = {k: tuple(np.shape(v)) for k, v in arrays.items()}

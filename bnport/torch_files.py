@@ -100,6 +100,11 @@ def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: s
         for k in own
         if k in state and tuple(state[k].shape) != tuple(own[k].shape)
     ]
+    dtypes = [
+        f"{k}: file {str(state[k].dtype)[6:]} vs model {str(own[k].dtype)[6:]}"
+        for k in own
+        if k in state and state[k].dtype != own[k].dtype and state[k].is_floating_point()
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {', '.join(missing)}")
@@ -107,6 +112,8 @@ def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: s
         problems.append(f"unexpected keys: {', '.join(unexpected)}")
     if shapes:
         problems.append(f"shape mismatches: {'; '.join(shapes)}")
+    if dtypes:
+        problems.append(f"dtype mismatches: {'; '.join(dtypes)}")
     if problems:
         raise CheckpointError(
             f"{path} does not fit {type(model).__name__}: " + " | ".join(problems)
