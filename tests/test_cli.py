@@ -69,10 +69,11 @@ def test_explain_bad_input_exits_2_without_traceback(tmp_path):
     assert out.returncode == 2 and "cannot import module 'no_such_module'" in out.stderr
 
 
-def test_demo_ports_checks_and_explains(tmp_path):
+def test_demo_converts_verifies_and_explains(tmp_path):
     out = bnport("demo", "--out", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr + out.stdout
-    assert (tmp_path / "out" / "bn_layers.keras").is_file()
-    assert out.stdout.count(": ok  max abs") == 3
+    assert (tmp_path / "out" / "resnet.keras").is_file()
+    assert (tmp_path / "out" / "resnet-verify.html").is_file() and (tmp_path / "out" / "resnet-verify.json").is_file()
+    assert "ok: 13 layers and 1 outputs within tolerance" in out.stdout
     assert "[epsilon] epsilon differs: PyTorch 2e-05, Keras 0.001" in out.stdout
-    assert "momentum=None (cumulative moving average) has no Keras equivalent" in out.stdout
+    assert "ok: the converted file computes what the PyTorch checkpoint computes" in out.stdout
