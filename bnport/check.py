@@ -80,8 +80,8 @@ def check_layer(torch_layer, keras_layer, inputs: np.ndarray | None = None, *, s
     (expected,) = runtime.run(batchnorm_model(t_spec, ndim), x)
     (from_torch,) = runtime.run(torch_export.export_torch(torch_layer, x), x)
     keras_x = layout.to_channels_last(x) if channels_last else x
-    keras_model = keras_export.export_keras(keras_layer, keras_x.shape, t_spec.dtype, name=keras_layer.name)
-    (from_keras,) = runtime.run(keras_model, keras_x)
+    exported = keras_export.export_keras(keras_layer, keras_x.shape, t_spec.dtype, name=keras_layer.name)
+    (from_keras,) = runtime.run(exported.model, exported.feeds(keras_x))
     if channels_last:
         from_keras = layout.to_channels_first(from_keras)
     bound = reference.float32_error_bound(x, t_spec)

@@ -149,7 +149,7 @@ def verify(
     clock["export_keras"] = time.perf_counter() - start
     start = time.perf_counter()
     t_out = runtime.run(t_onnx, x)
-    k_out = runtime.run(k_onnx, keras_x)
+    k_out = runtime.run(k_onnx.model, k_onnx.feeds(keras_x))
     clock["onnxruntime"] = time.perf_counter() - start
     rows = _rows(p, names, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model)
     final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol)
