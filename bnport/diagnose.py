@@ -17,10 +17,11 @@ def diagnose_pair(p: Plan, torch_name: str, keras_name: str) -> list[Finding]:
     """Findings for one pair from its two states; an ``upstream`` finding when the pair itself agrees."""
     t = p.torch_graph.nodes[torch_name]
     k = p.keras_graph.nodes[keras_name]
-    if isinstance(t.spec, BatchNormSpec):
-        found = _batchnorm(t.spec, k.spec, torch_name, keras_name, getattr(t.layer, "training", False))
+    t_spec, k_spec = t.values(), k.values()
+    if isinstance(t_spec, BatchNormSpec):
+        found = _batchnorm(t_spec, k_spec, torch_name, keras_name, getattr(t.layer, "training", False))
     else:
-        found = _weights(t.spec, k.spec, torch_name, keras_name, k.flatten_from) + _padding(t.spec, k.spec)
+        found = _weights(t_spec, k_spec, torch_name, keras_name, k.flatten_from) + _padding(t_spec, k_spec)
     if not found:
         found.append(Finding(
             "upstream",

@@ -9,7 +9,7 @@ Keras one (shortcut first).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bnport.layers import AnySpec, signature
@@ -37,6 +37,11 @@ class Node:
     preds: tuple[str, ...]
     layer: object = None
     flatten_from: tuple[int, ...] | None = None
+    reread: Callable[[], AnySpec] | None = field(default=None, repr=False)
+
+    def values(self) -> AnySpec:
+        """The spec with its values (a hollow graph's nodes hold shapes only until asked)."""
+        return self.spec if self.reread is None else self.reread()
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Graph:
     """A model reduced to its weight-holding layers (in execution order) and their connections."""
 
     framework: str
+    hollow: bool = False
     nodes: dict[str, Node] = field(default_factory=dict)
     outputs: tuple[tuple[str, ...], ...] = ()
     unsupported: list[str] = field(default_factory=list)

@@ -18,8 +18,8 @@ CHANNELS_FIRST = "channels_first"
 
 
 def variable_to_numpy(variable: keras.Variable) -> np.ndarray:
-    """Copy a Keras variable's value to a numpy array."""
-    return np.array(keras.ops.convert_to_numpy(variable.value), copy=True)
+    """A Keras variable's value as a numpy array (a copy: later assignments do not change it)."""
+    return keras.ops.convert_to_numpy(variable.value)
 
 
 def _check_is_batchnorm(layer: object, what: str) -> None:

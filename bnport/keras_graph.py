@@ -58,26 +58,56 @@ def _flatten_from(layer, arg, out, fmt: str) -> tuple[int, ...] | None:
 
 
 class _Walker:
+    """Walks a functional graph backwards from its outputs, iteratively (a 1,000-layer chain is fine)."""
+
     def __init__(self, g: Graph) -> None:
         self.g = g
         self.memo: dict[tuple[int, int], _Feed] = {}
+        self.envs: dict[tuple[int, int], dict[int, _Feed]] = {}  # kept alive: memo keys use their ids
+        self.index: dict[str, int] = {}
+
+    def _known(self, t, env) -> _Feed | None:
+        return env.get(id(t)) or self.memo.get((id(env), id(t)))
 
     def tensor(self, t, env: dict[int, _Feed], prefix: str) -> _Feed:
-        if id(t) in env:
-            return env[id(t)]
-        key = (id(env), id(t))
-        if key not in self.memo:
-            self.memo[key] = self._produce(t, env, prefix)
-        return self.memo[key]
+        stack = [(t, env, prefix)]
+        while stack:
+            cur, cur_env, cur_prefix = stack[-1]
+            if self._known(cur, cur_env) is not None:
+                stack.pop()
+                continue
+            missing = self._missing(cur, cur_env, cur_prefix)
+            if missing:
+                stack.extend(reversed(missing))  # first argument first, like the model runs
+                continue
+            self.memo[(id(cur_env), id(cur))] = self._produce(cur, cur_env, cur_prefix)
+            stack.pop()
+        return self._known(t, env)
+
+    def _missing(self, t, env, prefix) -> list:
+        op, node_index, tensor_index = t._keras_history
+        args = op._inbound_nodes[node_index].arguments.keras_tensors
+        todo = [(a, env, prefix) for a in args if self._known(a, env) is None]
+        if todo or not isinstance(op, keras.Model):
+            return todo
+        inner, inner_env = self._inner(op, node_index, args, env)
+        out = inner.outputs[tensor_index]
+        return [] if self._known(out, inner_env) is not None else [(out, inner_env, f"{prefix}{op.name}/")]
+
+    def _inner(self, op, node_index, args, env):
+        inner = functional(op)
+        key = (id(env), id(op._inbound_nodes[node_index]))
+        if key not in self.envs:
+            self.envs[key] = {id(i): self._known(a, env) for i, a in zip(inner.inputs, args, strict=True)}
+        return inner, self.envs[key]
 
     def _produce(self, t, env, prefix) -> _Feed:
         op, node_index, tensor_index = t._keras_history
         args = op._inbound_nodes[node_index].arguments.keras_tensors
         if isinstance(op, keras.Model):
-            inner = functional(op)
-            inner_env = {id(i): self.tensor(a, env, prefix) for i, a in zip(inner.inputs, args, strict=True)}
-            return self.tensor(inner.outputs[tensor_index], inner_env, f"{prefix}{op.name}/")
-        feeds = [self.tensor(a, env, prefix) for a in args]
+            inner, inner_env = self._inner(op, node_index, args, env)
+            return self._known(inner.outputs[tensor_index], inner_env)
+        feeds = [self._known(a, env) for a in args]
         srcs = frozenset().union(*(f.srcs for f in feeds))
         fmt = next((f.data_format for f in feeds), CHANNELS_LAST)
         if keras_layers.holds_weights(op):
@@ -98,22 +128,25 @@ class _Walker:
         if not keras_layers.supported(layer):
             self.g.unsupported.append(f"{name} ({type(layer).__name__})")
             return _Feed(srcs, None, False, fmt)
-        order = {n: i for i, n in enumerate(self.g.nodes)}
-        preds = tuple(sorted(srcs, key=lambda n: order.get(n, -1)))
+        preds = tuple(sorted(srcs, key=lambda n: self.index.get(n, -1)))
         flat = next((f for f in feeds if f.after_flatten), None)
         flatten_from = flat.flatten_from if flat else None
-        spec = keras_layers.read(layer, flatten_from=flatten_from)
-        self.g.add(Node(name, spec, preds, layer, flatten_from=flatten_from))
+        spec = keras_layers.read(layer, flatten_from=flatten_from, hollow=self.g.hollow)
+        reread = (lambda: keras_layers.read(layer, flatten_from=flatten_from)) if self.g.hollow else None
+        self.index[name] = len(self.index)
+        self.g.add(Node(name, spec, preds, layer, flatten_from=flatten_from, reread=reread))
         return _Feed(frozenset({name}), None, False, _layout(layer, fmt))
 
 
-def graph(model) -> Graph:
-    """The weight-holding layers of a functional or sequential Keras model, each with the layers feeding it."""
+def graph(model, *, hollow: bool = False) -> Graph:
+    """The weight-holding layers of a functional or sequential Keras model, each with the layers feeding it.
+
+    ``hollow=True`` reads shapes only (for a destination): see :func:`bnport.keras_layers.read`.
+    """
     fn = functional(model)
-    g = Graph("keras")
+    g = Graph("keras", hollow=hollow)
     walker = _Walker(g)
     env = {id(t): _Feed(frozenset({input_name(i)})) for i, t in enumerate(fn.inputs)}
     outs = [walker.tensor(t, env, "") for t in fn.outputs]
-    order = {n: i for i, n in enumerate(g.nodes)}
-    g.outputs = tuple(tuple(sorted(o.srcs, key=lambda n: order.get(n, -1))) for o in outs)
+    g.outputs = tuple(tuple(sorted(o.srcs, key=lambda n: walker.index.get(n, -1))) for o in outs)
     return g

@@ -18,8 +18,13 @@ _DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
 _CONV_T = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 
 
-def _bias(layer) -> dict:
-    return {"bias": variable_to_numpy(layer.bias)} if getattr(layer, "bias", None) is not None else {}
+def _hollow(variable) -> np.ndarray:
+    """A read-only array of the variable's shape and dtype that holds no memory (for shape-only reads)."""
+    return np.broadcast_to(np.zeros((), dtype=variable.dtype), tuple(variable.shape))
+
+
+def _bias(layer, get) -> dict:
+    return {"bias": get(layer.bias)} if getattr(layer, "bias", None) is not None else {}
 
 
 def _conv_attrs(layer, channels: int, groups: int) -> dict:
@@ -27,39 +32,40 @@ def _conv_attrs(layer, channels: int, groups: int) -> dict:
             "padding": layer.padding, "channels": channels, "data_format": layer.data_format}
 
 
-def _conv(layer) -> LayerSpec:
-    k = variable_to_numpy(layer.kernel)
+def _conv(layer, get) -> LayerSpec:
+    k = get(layer.kernel)
     groups = int(getattr(layer, "groups", 1) or 1)
     channels = k.shape[-2] * groups
-    return LayerSpec("conv", {"weight": layout.conv_to_torch(k), **_bias(layer)}, _conv_attrs(layer, channels, groups))
+    arrays = {"weight": layout.conv_to_torch(k), **_bias(layer, get)}
+    return LayerSpec("conv", arrays, _conv_attrs(layer, channels, groups))
 
 
-def _depthwise(layer) -> LayerSpec:
-    k = variable_to_numpy(layer.kernel)
+def _depthwise(layer, get) -> LayerSpec:
+    k = get(layer.kernel)
     channels = k.shape[-2]
-    return LayerSpec("conv", {"weight": layout.depthwise_to_torch(k), **_bias(layer)},
+    return LayerSpec("conv", {"weight": layout.depthwise_to_torch(k), **_bias(layer, get)},
                      _conv_attrs(layer, channels, channels))
 
 
-def _conv_transpose(layer) -> LayerSpec:
-    k = variable_to_numpy(layer.kernel)
+def _conv_transpose(layer, get) -> LayerSpec:
+    k = get(layer.kernel)
     attrs = _conv_attrs(layer, k.shape[-1], 1)
-    return LayerSpec("conv_transpose", {"weight": layout.conv_transpose_to_torch(k), **_bias(layer)}, attrs)
+    return LayerSpec("conv_transpose", {"weight": layout.conv_transpose_to_torch(k), **_bias(layer, get)}, attrs)
 
 
-def _dense(layer, flatten_from: tuple[int, ...] | None = None) -> LayerSpec:
+def _dense(layer, get, flatten_from: tuple[int, ...] | None = None) -> LayerSpec:
     if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
         raise UnsupportedLayerError(f"Keras Dense '{layer.name}' is LoRA-enabled or quantized; merge it first")
-    weight = layout.dense_to_torch(variable_to_numpy(layer.kernel), flatten_from)
-    return LayerSpec("dense", {"weight": weight, **_bias(layer)})
+    weight = layout.dense_to_torch(get(layer.kernel), flatten_from)
+    return LayerSpec("dense", {"weight": weight, **_bias(layer, get)})
 
 
-def _norm_arrays(layer) -> dict:
+def _norm_arrays(layer, get) -> dict:
     out = {}
     if layer.scale:
-        out["weight"] = variable_to_numpy(layer.gamma)
+        out["weight"] = get(layer.gamma)
     if layer.center and getattr(layer, "beta", None) is not None:
-        out["bias"] = variable_to_numpy(layer.beta)
+        out["bias"] = get(layer.beta)
     return out
 
 
@@ -73,24 +79,24 @@ def _channel_axis_is_last(layer, axis) -> None:
         )
 
 
-def _layernorm(layer) -> LayerSpec:
+def _layernorm(layer, get) -> LayerSpec:
     if layer.rms_scaling:
         raise UnsupportedLayerError(f"Keras LayerNormalization '{layer.name}' uses rms_scaling (RMSNorm)")
     _channel_axis_is_last(layer, layer.axis)
-    arrays = _norm_arrays(layer)
+    arrays = _norm_arrays(layer, get)
     channels = int((layer.gamma if layer.scale else layer.beta).shape[0]) if arrays else None
     return LayerSpec("layernorm", arrays, {"epsilon": float(layer.epsilon), "channels": channels})
 
 
-def _groupnorm(layer) -> LayerSpec:
+def _groupnorm(layer, get) -> LayerSpec:
     _channel_axis_is_last(layer, layer.axis)
-    arrays = _norm_arrays(layer)
+    arrays = _norm_arrays(layer, get)
     return LayerSpec("groupnorm", arrays, {"epsilon": float(layer.epsilon), "groups": layer.groups,
                                            "channels": next(iter(arrays.values())).shape[0] if arrays else None})
 
 
-def _prelu_alpha(layer) -> np.ndarray:
-    alpha = variable_to_numpy(layer.alpha)
+def _prelu_alpha(layer, get) -> np.ndarray:
+    alpha = get(layer.alpha)
     if sum(d != 1 for d in alpha.shape) > 1:
         raise UnsupportedLayerError(
             f"Keras PReLU '{layer.name}' has a per-position alpha of shape {alpha.shape}; PyTorch PReLU has one "
@@ -106,8 +112,8 @@ READERS = (
     ((L.Dense,), _dense),
     ((L.LayerNormalization,), _layernorm),
     ((L.GroupNormalization,), _groupnorm),
-    ((L.Embedding,), lambda layer: LayerSpec("embedding", {"weight": variable_to_numpy(layer.embeddings)})),
-    ((L.PReLU,), lambda layer: LayerSpec("prelu", {"weight": _prelu_alpha(layer)})),
+    ((L.Embedding,), lambda layer, get: LayerSpec("embedding", {"weight": get(layer.embeddings)})),
+    ((L.PReLU,), lambda layer, get: LayerSpec("prelu", {"weight": _prelu_alpha(layer, get)})),
 )
 
 
@@ -128,11 +134,12 @@ def holds_weights(layer) -> bool:
     return not isinstance(layer, keras.Model) and bool(layer.weights)
 
 
-def read(layer, *, flatten_from: tuple[int, ...] | None = None) -> AnySpec:
-    """The neutral spec of a supported, built layer (PyTorch convention).
+def read(layer, *, flatten_from: tuple[int, ...] | None = None, hollow: bool = False) -> AnySpec:
+    """The neutral spec of a supported, built layer (PyTorch convention; arrays may be views).
 
     ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
     (*spatial, C); the kernel's rows are put in PyTorch's (C, *spatial) order.
+    ``hollow``: shapes and dtypes only (arrays that hold no memory), for a destination about to be written.
     """
     if isinstance(layer, L.BatchNormalization):
         return keras_bn.from_keras(layer)
@@ -141,7 +148,8 @@ def read(layer, *, flatten_from: tuple[int, ...] | None = None) -> AnySpec:
         raise UnsupportedLayerError(f"bnport has no mapping for Keras {type(layer).__name__} '{layer.name}'")
     if not layer.built:
         raise IncompatibleLayerError(f"Keras layer '{layer.name}' is not built; build the model first")
-    return _dense(layer, flatten_from) if reader is _dense else reader(layer)
+    get = _hollow if hollow else variable_to_numpy
+    return _dense(layer, get, flatten_from) if reader is _dense else reader(layer, get)
 
 
 def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np.ndarray | None]]:
@@ -174,7 +182,7 @@ def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | No
     if isinstance(spec, BatchNormSpec):
         keras_bn.to_keras(spec, layer)
         return
-    own = read(layer)
+    own = read(layer, hollow=True)
     if own.kind != spec.kind:
         raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
     for key, variable, value in _targets(layer, spec, flatten_from):

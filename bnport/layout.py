@@ -28,40 +28,41 @@ def to_channels_first(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x, to_channels_first_axes(x.ndim)))
 
 
-# Kernels. PyTorch keeps (out, in/groups, *k) for convolutions, (in, out/groups, *k) for transposed
-# convolutions and (out, in) for Linear; Keras keeps (*k, in/groups, out), (*k, out, in), (*k, in, multiplier)
-# for depthwise convolutions and (in, out) for Dense.
+# Kernels, as views where numpy can (the framework copies once when it takes the array). PyTorch keeps
+# (out, in/groups, *k) for convolutions, (in, out/groups, *k) for transposed convolutions and (out, in) for
+# Linear; Keras keeps (*k, in/groups, out), (*k, out, in), (*k, in, multiplier) for depthwise convolutions and
+# (in, out) for Dense.
 
 
 def conv_to_keras(w: np.ndarray) -> np.ndarray:
     """PyTorch conv weight (O, I/g, *k) -> Keras Conv kernel (*k, I/g, O)."""
     r = w.ndim - 2
-    return np.ascontiguousarray(np.transpose(w, (*range(2, 2 + r), 1, 0)))
+    return np.transpose(w, (*range(2, 2 + r), 1, 0))
 
 
 def conv_to_torch(k: np.ndarray) -> np.ndarray:
     """Keras Conv kernel (*k, I/g, O) -> PyTorch conv weight (O, I/g, *k): the inverse of conv_to_keras."""
     r = k.ndim - 2
-    return np.ascontiguousarray(np.transpose(k, (r + 1, r, *range(r))))
+    return np.transpose(k, (r + 1, r, *range(r)))
 
 
 def conv_transpose_to_keras(w: np.ndarray) -> np.ndarray:
     """PyTorch ConvTranspose weight (I, O, *k) -> Keras ConvTranspose kernel (*k, O, I)."""
     r = w.ndim - 2
-    return np.ascontiguousarray(np.transpose(w, (*range(2, 2 + r), 1, 0)))
+    return np.transpose(w, (*range(2, 2 + r), 1, 0))
 
 
 def conv_transpose_to_torch(k: np.ndarray) -> np.ndarray:
     """Keras ConvTranspose kernel (*k, O, I) -> PyTorch ConvTranspose weight (I, O, *k)."""
     r = k.ndim - 2
-    return np.ascontiguousarray(np.transpose(k, (r + 1, r, *range(r))))
+    return np.transpose(k, (r + 1, r, *range(r)))
 
 
 def depthwise_to_keras(w: np.ndarray, channels: int) -> np.ndarray:
     """PyTorch depthwise weight (C*M, 1, *k), output channel c*M + m -> Keras depthwise kernel (*k, C, M)."""
     r = w.ndim - 2
     grouped = w.reshape(channels, w.shape[0] // channels, *w.shape[2:])
-    return np.ascontiguousarray(np.transpose(grouped, (*range(2, 2 + r), 0, 1)))
+    return np.transpose(grouped, (*range(2, 2 + r), 0, 1))
 
 
 def depthwise_to_torch(k: np.ndarray) -> np.ndarray:
@@ -69,7 +70,7 @@ def depthwise_to_torch(k: np.ndarray) -> np.ndarray:
     r = k.ndim - 2
     c, m = k.shape[r], k.shape[r + 1]
     moved = np.transpose(k, (r, r + 1, *range(r)))
-    return np.ascontiguousarray(moved.reshape(c * m, 1, *k.shape[:r]))
+    return moved.reshape(c * m, 1, *k.shape[:r])
 
 
 def dense_to_keras(w: np.ndarray, flatten_from: tuple[int, ...] | None = None) -> np.ndarray:
@@ -79,21 +80,21 @@ def dense_to_keras(w: np.ndarray, flatten_from: tuple[int, ...] | None = None) -
     Dense input: PyTorch flattened it as (C, *spatial), Keras as (*spatial, C), so rows are permuted too.
     """
     if flatten_from is None:
-        return np.ascontiguousarray(w.T)
+        return w.T
     *spatial, c = flatten_from
     out = w.shape[0]
     chw = w.reshape(out, c, *spatial)
     hwc = np.transpose(chw, (*range(2, 2 + len(spatial)), 1, 0))
-    return np.ascontiguousarray(hwc.reshape(-1, out))
+    return hwc.reshape(-1, out)
 
 
 def dense_to_torch(k: np.ndarray, flatten_from: tuple[int, ...] | None = None) -> np.ndarray:
     """Keras Dense kernel (I, O) -> PyTorch Linear weight (O, I): the inverse of dense_to_keras."""
     if flatten_from is None:
-        return np.ascontiguousarray(k.T)
+        return k.T
     *spatial, c = flatten_from
     out = k.shape[1]
     hwc = k.reshape(*spatial, c, out)
     r = len(spatial)
     chw = np.transpose(hwc, (r + 1, r, *range(r)))
-    return np.ascontiguousarray(chw.reshape(out, -1))
+    return chw.reshape(out, -1)

@@ -25,7 +25,9 @@ def plan(src_model, dst_model, mapping: object = None) -> Plan:
     from bnport import keras_graph, torch_graph
 
     torch_model, keras_model = torch_and_keras(src_model, dst_model)
-    return match(torch_graph.graph(torch_model), keras_graph.graph(keras_model), mapping)
+    keras_is_destination = keras_model is dst_model  # read the destination's shapes, not its values
+    return match(torch_graph.graph(torch_model), keras_graph.graph(keras_model, hollow=keras_is_destination),
+                 mapping)
 
 
 @dataclass

@@ -27,14 +27,19 @@ _CLASS_FOR_NDIM: dict[int, type] = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.
 NUM_BATCHES_TRACKED_FROM_KERAS = 0
 
 
-def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """Copy a tensor to a numpy array bit for bit (bfloat16 through ml_dtypes)."""
+def tensor_view(tensor: torch.Tensor) -> np.ndarray:
+    """A numpy view of a CPU tensor's memory, bit for bit (bfloat16 through ml_dtypes); no copy."""
     tensor = tensor.detach().cpu()
     if tensor.dtype == torch.bfloat16:
         import ml_dtypes
 
-        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
-    return tensor.numpy().copy()
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """Copy a tensor to a numpy array bit for bit."""
+    return tensor_view(tensor).copy()
 
 
 def numpy_to_tensor(array: np.ndarray) -> torch.Tensor:

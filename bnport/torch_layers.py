@@ -11,7 +11,7 @@ from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.layers import AnySpec, LayerSpec, check_shape
 from bnport.layers import check_droppable as _check_droppable
 from bnport.spec import BatchNormSpec
-from bnport.torch_bn import numpy_to_tensor, tensor_to_numpy
+from bnport.torch_bn import numpy_to_tensor, tensor_view
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -19,7 +19,7 @@ _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 def _arrays(module: nn.Module) -> dict:
     pairs = (("weight", module.weight), ("bias", getattr(module, "bias", None)))
-    return {k: tensor_to_numpy(v) for k, v in pairs if v is not None}
+    return {k: tensor_view(v) for k, v in pairs if v is not None}  # views: read while porting, never kept
 
 
 def _conv(module: nn.Conv2d) -> LayerSpec:
