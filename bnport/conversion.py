@@ -84,34 +84,41 @@ def convert(
         source = (loading.keras_model(str(src)) if keras_model is None
                   else loading.keras_model(keras_model, src))
         target = loading.torch_model(torch_model)
+    defined = _defined_settings(target, direction[1])  # before the port overwrites them
     report = ConvertReport(src, dst, port(source, target, mapping, strict, allow_bad_stats=allow_bad_stats,
                                           progress=progress))
-    _check_settings_survive(report, dst, torch_model, keras_model, direction[1])
+    _check_settings_survive(report, dst, defined, direction[1])
     _save(target, dst, direction[1])
     return report
 
 
-def _check_settings_survive(report: ConvertReport, dst: Path, torch_ref: str, keras_ref: str | None,
-                            target: str) -> None:
+def _defined_settings(model, framework: str) -> dict[str, dict]:
+    """Each weight-holding layer's settings as the model definition made them (epsilon, momentum)."""
+    if framework == "torch":
+        from bnport import torch_layers
+
+        return {name: torch_layers.settings(m) for name, m in model.named_modules()}
+    from bnport import keras_graph, keras_layers
+
+    return {name: keras_layers.settings(node.layer)
+            for name, node in keras_graph.graph(model, hollow=True).nodes.items()}
+
+
+def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str, dict], target: str) -> None:
     """Refuse a weights-only destination whose model definition has another epsilon than the source."""
     if dst.name.endswith(".keras"):
         return  # the archive stores each layer's configuration
     if target == "torch":
-        from bnport import torch_graph as graphs
         from bnport import torch_layers as side
 
-        fresh, ported = loading.torch_model(torch_ref), report.port.plan.torch_graph
-        names = [p.torch_name for p in report.port.pairs]
+        ported, names = report.port.plan.torch_graph, [p.torch_name for p in report.port.pairs]
     else:
-        from bnport import keras_graph as graphs
         from bnport import keras_layers as side
 
-        fresh, ported = loading.keras_model(keras_ref), report.port.plan.keras_graph
-        names = [p.keras_name for p in report.port.pairs]
-    defined = graphs.graph(fresh).nodes
+        ported, names = report.port.plan.keras_graph, [p.keras_name for p in report.port.pairs]
     errors = []
     for name in names:
-        have, want = side.settings(ported.nodes[name].layer), side.settings(defined[name].layer)
+        have, want = side.settings(ported.nodes[name].layer), defined.get(name, {})
         if have.get("epsilon") != want.get("epsilon"):
             errors.append(f"{name}: epsilon {have['epsilon']:g} in the source, {want['epsilon']:g} in the definition")
         if have.get("momentum") != want.get("momentum"):

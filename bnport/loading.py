@@ -9,17 +9,42 @@ from bnport.factories import build
 
 
 def torch_model(factory: str, weights: str | Path | None = None):
-    """A PyTorch model from its factory, with ``weights`` (a state dict file) loaded strictly, in eval mode."""
+    """A PyTorch model from its factory, with ``weights`` (a state dict file) loaded strictly, in eval mode.
+
+    With weights, the model is first built on PyTorch's ``meta`` device (no memory, no random
+    initialisation) and the file's tensors become its parameters (``load_state_dict(assign=True)``): one copy
+    of the weights in memory instead of two. A factory that cannot build on ``meta``, or a model with state the
+    file does not hold, is built normally and loaded by copy.
+    """
     import torch
 
     from bnport import torch_files
 
-    model = build(factory)
+    if weights is None:
+        return _checked(build(factory), factory).eval()
+    state = torch_files.read_state_dict(weights)
+    try:
+        with torch.device("meta"):
+            model = _checked(build(factory), factory)
+    except UsageError:
+        raise
+    except Exception:
+        model = None
+    if model is not None:
+        torch_files.load_into(model, state, weights, assign=True)
+        if not any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
+            return model.eval()
+    model = _checked(build(factory), factory)
+    torch_files.load_into(model, state, weights)
+    return model.eval()
+
+
+def _checked(model, factory: str):
+    import torch
+
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
-    if weights is not None:
-        torch_files.load_into(model, torch_files.read_state_dict(weights), weights)
-    return model.eval()
+    return model
 
 
 def keras_model(model_ref: str, weights: str | Path | None = None):

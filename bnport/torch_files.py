@@ -90,8 +90,12 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> Non
             torch.save(tensors, tmp)
 
 
-def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """Load a state dict into ``model`` strictly; every missing, unexpected or mis-shaped key in one error."""
+def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, *,
+              assign: bool = False) -> None:
+    """Load a state dict into ``model`` strictly; every missing, unexpected or mis-shaped key in one error.
+
+    ``assign=True`` makes the file's tensors the model's own (for a model built on the meta device).
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -119,4 +123,4 @@ def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: s
             f"{path} does not fit {type(model).__name__}: " + " | ".join(problems)
             + ". Check that the model factory builds the architecture the checkpoint was saved from."
         )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)
