@@ -140,10 +140,14 @@ def _read_mapping_file(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read mapping file {path}: {exc.strerror}") from exc
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise UsageError(f"reading the YAML mapping {path} needs PyYAML (pip install 'bnport[yaml]'); "
+                             "or write it as JSON") from exc
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
             return yaml.safe_load(text)
         return json.loads(text)
     except Exception as exc:

@@ -208,3 +208,12 @@ def test_keras_applications_resnet50_to_torch_and_back(resnet50_pair):
     port(t, back)
     for a, b in zip(k.weights, back.weights, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b)), a.path
+
+
+def test_yaml_mapping_file(tmp_path):
+    path = tmp_path / "map.yaml"
+    path.write_text("pairs:\n  conv1: stem_conv\nrules:\n  - torch: 'layer(\\d)\\.bn(\\d)'\n"
+                    "    keras: 'stage\\1_\\2_bn'\n")
+    report = port(torch_model("resnet"), fresh("resnet", "keras"), mapping=path)
+    how = {p.torch_name: p.how for p in report.pairs}
+    assert how["conv1"] == "mapping" and how["layer2.bn1"] == "rule"

@@ -1,0 +1,252 @@
+"""bnport's benchmark: each figure next to a floor measured in the same run, as a ratio (seeded, CPU, offline).
+
+  port      in-memory PyTorch -> Keras port vs assigning already-transposed arrays to the Keras variables
+  convert   .pt -> .weights.h5 file to file vs torch.load + Keras save_weights (and + building the model),
+            and its peak memory above the frameworks' baseline, in checkpoint sizes
+  verify    per-layer verify vs one legacy torch ONNX export + one onnxruntime run of each model,
+            cold (first export of the Keras architecture) and warm (the graph cached per architecture)
+  help      `bnport --help` wall time
+  scaling   plan and port time on chains of 100 and 1,000 BatchNorm layers (ratio; linear would be 10)
+
+Run: .venv/bin/python scripts/bench.py            (ResNet-50, 224x224; a few minutes)
+     .venv/bin/python scripts/bench.py --quick    (small models; what CI runs so this script cannot rot)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "fixtures"))
+
+import numpy as np  # noqa: E402
+
+from bnport.frameworks import import_keras_quietly  # noqa: E402
+
+import_keras_quietly()
+
+import architectures  # noqa: E402
+import keras  # noqa: E402
+import torch  # noqa: E402
+
+from bnport import keras_export, runtime, torch_export  # noqa: E402
+from bnport.conversion import convert  # noqa: E402
+from bnport.porting import plan, port  # noqa: E402
+from bnport.verification import verify  # noqa: E402
+
+ARCH = ROOT / "fixtures" / "architectures.py"
+TARGETS = {"port": 1.2, "convert": 1.3, "convert_memory": 2.5, "verify": 6.0, "help_s": 0.3, "scaling": 12.0}
+
+
+def best(fn, repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` runs (the least disturbed by the machine's other work)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Seeded weights and non-default BatchNorm statistics, without running the model."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            elif t.ndim > 1:
+                t.copy_(torch.randn(t.shape, generator=gen) * (2.0 / t[0].numel()) ** 0.5)
+            else:
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1 + (1.0 if name.endswith("weight") else 0.0))
+    return model.eval()
+
+
+def bench_port(torch_factory, keras_factory) -> dict:
+    src, dst = trained_like(torch_factory()), keras_factory()
+    port(src, dst)
+    arrays = [np.ascontiguousarray(v.numpy()) for v in dst.weights]  # already in Keras layout
+
+    def floor():
+        for variable, array in zip(dst.weights, arrays, strict=True):
+            variable.assign(array)
+
+    floor_s = best(floor)
+    port_s = best(lambda: port(src, dst))
+    return {"floor_s": floor_s, "port_s": port_s, "ratio": port_s / floor_s,
+            "params_mib": sum(a.nbytes for a in arrays) / 2**20}
+
+
+def bench_convert(torch_ref: str, keras_ref: str, tmp: Path) -> dict:
+    src = tmp / "model.pt"
+    model = trained_like(architectures.__dict__[torch_ref.split(":")[1]]())
+    torch.save(model.state_dict(), src)
+    keras_model = architectures.__dict__[keras_ref.split(":")[1]]()
+    dst = tmp / "out.weights.h5"
+
+    def floor():
+        torch.load(src, map_location="cpu", weights_only=True)
+        keras_model.save_weights(dst)
+
+    def floor_with_build():
+        torch.load(src, map_location="cpu", weights_only=True)
+        architectures.__dict__[keras_ref.split(":")[1]]().save_weights(dst)
+
+    floor_s, floor_build_s = best(floor), best(floor_with_build)
+    convert_s = best(lambda: convert(src, dst, torch_model=torch_ref, keras_model=keras_ref, force=True))
+    memory = _convert_memory(src, dst, torch_ref, keras_ref)
+    return {"checkpoint_mib": src.stat().st_size / 2**20, "floor_s": floor_s, "floor_with_build_s": floor_build_s,
+            "convert_s": convert_s, "ratio": convert_s / floor_s, "ratio_with_build": convert_s / floor_build_s,
+            **memory}
+
+
+_MEMORY_PROBE = """
+import os, resource, sys, json
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+from bnport.frameworks import import_keras_quietly
+import_keras_quietly()
+import torch, keras, tf2onnx
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) * 1024
+base = rss()
+from bnport.conversion import convert
+convert(sys.argv[1], sys.argv[2], torch_model=sys.argv[3], keras_model=sys.argv[4], force=True)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"baseline": base, "peak": peak}))
+"""
+
+
+def _convert_memory(src: Path, dst: Path, torch_ref: str, keras_ref: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(src), str(dst), torch_ref, keras_ref],
+                         capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    above = data["peak"] - data["baseline"]
+    return {"memory_above_baseline_mib": above / 2**20, "memory_ratio": above / src.stat().st_size}
+
+
+def bench_verify(torch_factory, keras_factory, input_shape) -> dict:
+    t = trained_like(torch_factory())
+    k = keras_factory()
+    port(t, k)
+    x = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+    keras_x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    exported = keras_export.export_keras(k, keras_x.shape)  # the Keras graph, for the floor's ORT run only
+
+    def floor():
+        runtime.run(torch_export.export_torch(t, x, fold_constants=True), x)
+        runtime.run(exported.model, exported.feeds(keras_x))
+
+    floor_s = best(floor)
+    keras_export._CACHE.clear()
+    start = time.perf_counter()
+    report = verify(t, k, x)
+    cold_s = time.perf_counter() - start
+    warm_s = best(lambda: verify(t, k, x), repeat=2)
+    assert report.ok, str(report)
+    return {"floor_s": floor_s, "verify_cold_s": cold_s, "verify_warm_s": warm_s, "ratio_cold": cold_s / floor_s,
+            "ratio_warm": warm_s / floor_s, "pairs": len(report.rows), "stages_cold_s": report.seconds}
+
+
+def bench_help() -> dict:
+    def run():
+        subprocess.run([sys.executable, "-m", "bnport", "--help"], capture_output=True, check=True)
+
+    return {"help_s": best(run, repeat=5)}
+
+
+def chain(n: int):
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20 * n))  # Keras builds a Sequential graph recursively
+    t = torch.nn.Sequential(*[torch.nn.BatchNorm1d(16) for _ in range(n)]).eval()
+    k = keras.Sequential([keras.Input((16,))] + [keras.layers.BatchNormalization() for _ in range(n)])
+    return trained_like(t), k
+
+
+def bench_scaling(small: int, large: int) -> dict:
+    out = {}
+    for n in (small, large):
+        t, k = chain(n)
+        out[n] = {"plan_s": best(lambda t=t, k=k: plan(t, k), repeat=2),
+                  "port_s": best(lambda t=t, k=k: port(t, k), repeat=2)}
+    return {"layers": [small, large], **{f"{key}_{n}": v[key] for n, v in out.items() for key in v},
+            "plan_ratio": out[large]["plan_s"] / out[small]["plan_s"],
+            "port_ratio": out[large]["port_s"] / out[small]["port_s"]}
+
+
+def machine() -> str:
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return (f"{cpu}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} "
+            f"GiB; Python {platform.python_version()}, torch {torch.__version__}, keras {keras.__version__}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small models, fewer layers: a smoke run for CI")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+    if args.quick:
+        names, shape, scale = ("torch_resnet", "keras_resnet"), (3, 16, 16), (10, 100)
+    else:
+        names, shape, scale = ("torch_resnet50", "keras_resnet50"), (3, 224, 224), (100, 1000)
+    torch_factory = architectures.__dict__[names[0]]
+    keras_factory = (lambda: architectures.keras_resnet50(input_shape=(224, 224, 3))) if not args.quick \
+        else architectures.__dict__[names[1]]
+    refs = (f"{ARCH}:{names[0]}", f"{ARCH}:{names[1]}")
+    results = {"machine": machine(), "model": names[0], "quick": args.quick}
+    results["port"] = bench_port(torch_factory, keras_factory)
+    with tempfile.TemporaryDirectory() as tmp:
+        results["convert"] = bench_convert(*refs, Path(tmp))
+    results["verify"] = bench_verify(torch_factory, keras_factory, shape)
+    results["help"] = bench_help()
+    results["scaling"] = bench_scaling(*scale)
+    print_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def print_table(r: dict) -> None:
+    p, c, v, h, s = r["port"], r["convert"], r["verify"], r["help"], r["scaling"]
+    rows = [
+        ("port (in memory)", f"{p['port_s']:.3f} s", f"assign {p['floor_s']:.3f} s", p["ratio"], TARGETS["port"]),
+        ("convert .pt -> .weights.h5", f"{c['convert_s']:.3f} s", f"load+save {c['floor_s']:.3f} s", c["ratio"],
+         TARGETS["convert"]),
+        ("  same, floor builds the model", f"{c['convert_s']:.3f} s",
+         f"load+build+save {c['floor_with_build_s']:.3f} s", c["ratio_with_build"], TARGETS["convert"]),
+        ("convert peak memory", f"{c['memory_above_baseline_mib']:.0f} MiB",
+         f"checkpoint {c['checkpoint_mib']:.0f} MiB", c["memory_ratio"], TARGETS["convert_memory"]),
+        ("verify per layer, cold", f"{v['verify_cold_s']:.2f} s", f"export+2 runs {v['floor_s']:.2f} s",
+         v["ratio_cold"], TARGETS["verify"]),
+        ("verify per layer, warm cache", f"{v['verify_warm_s']:.2f} s", f"export+2 runs {v['floor_s']:.2f} s",
+         v["ratio_warm"], TARGETS["verify"]),
+        ("bnport --help", f"{h['help_s']:.3f} s", "-", None, None),
+        (f"plan, {s['layers'][1]} vs {s['layers'][0]} BN", f"{s['plan_s_' + str(s['layers'][1])]:.3f} s",
+         f"{s['plan_s_' + str(s['layers'][0])]:.3f} s", s["plan_ratio"], TARGETS["scaling"]),
+        (f"port, {s['layers'][1]} vs {s['layers'][0]} BN", f"{s['port_s_' + str(s['layers'][1])]:.3f} s",
+         f"{s['port_s_' + str(s['layers'][0])]:.3f} s", s["port_ratio"], TARGETS["scaling"]),
+    ]
+    print(f"machine: {r['machine']}")
+    print(f"model: {r['model']}{' (quick)' if r['quick'] else ''}; verify stages (cold): "
+          + ", ".join(f"{k} {x:.2f} s" for k, x in v["stages_cold_s"].items()))
+    print(f"{'figure':<32} {'bnport':>12} {'floor':>26} {'ratio':>7} {'target':>7}")
+    for name, ours, floor, ratio, target in rows:
+        ratio_text = "" if ratio is None else f"{ratio:.2f}x"
+        target_text = "" if target is None else f"{target:g}x"
+        print(f"{name:<32} {ours:>12} {floor:>26} {ratio_text:>7} {target_text:>7}")
+    print(f"{'--help target':<32} {'':>12} {'':>26} {'':>7} {TARGETS['help_s']:g} s")
+
+
+if __name__ == "__main__":
+    main()
