@@ -117,6 +117,19 @@ READERS = (
 )
 
 
+def _hollow_batchnorm(layer) -> BatchNormSpec:
+    """A BatchNorm spec with the layer's settings and shapes but no values (a destination about to be written)."""
+    if not layer.built:
+        return keras_bn.from_keras(layer)  # raises the usual error
+    keras_bn.data_format(layer)
+    vectors = {"gamma": layer.gamma if layer.scale else None, "beta": layer.beta if layer.center else None,
+               "running_mean": layer.moving_mean, "running_var": layer.moving_variance}
+    arrays = {k: _hollow(v) for k, v in vectors.items() if v is not None}
+    return BatchNormSpec(channels=int(layer.moving_mean.shape[0]), epsilon=float(layer.epsilon),
+                         momentum=float(layer.momentum), dtype=arrays["running_mean"].dtype.name,
+                         input_ndims=(keras_bn.built_ndim(layer),), **arrays)
+
+
 def _reader(layer):
     for classes, reader in READERS:
         if isinstance(layer, classes):
@@ -142,7 +155,7 @@ def read(layer, *, flatten_from: tuple[int, ...] | None = None, hollow: bool = F
     ``hollow``: shapes and dtypes only (arrays that hold no memory), for a destination about to be written.
     """
     if isinstance(layer, L.BatchNormalization):
-        return keras_bn.from_keras(layer)
+        return _hollow_batchnorm(layer) if hollow else keras_bn.from_keras(layer)
     reader = _reader(layer)
     if reader is None:
         raise UnsupportedLayerError(f"bnport has no mapping for Keras {type(layer).__name__} '{layer.name}'")
