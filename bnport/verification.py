@@ -116,7 +116,7 @@ def verify(
     Args:
         torch_model, keras_model: the two models (either order of porting; neither is modified).
         inputs: channels-first inputs (N, C, ...); None draws seeded standard-normal inputs of the Keras
-            model's input shape with batch 2.
+            model's input shape with batch 2 (a channels-last Keras model is fed them transposed).
         mapping: as in :func:`bnport.plan`.
         per_layer: compare every paired layer, not only the final outputs.
         atol, rtol: override the derived tolerance with ``atol + rtol * max|reference|`` (either may be given).
@@ -132,8 +132,8 @@ def verify(
     torch_model, keras_model = torch_and_keras(torch_model, keras_model)
     p = make_plan(torch_model, keras_model, mapping)
     p.raise_for_problems(strict=False)
-    x = _inputs(keras_model, inputs, seed)
     keras_last = _keras_channels_last(p)
+    x = _inputs(keras_model, inputs, seed, keras_last)
     clock: dict[str, float] = {}
     names = [pair.torch_name for pair in p.pairs] if per_layer else []
     k_tapped, k_finals, skipped = keras_export.with_taps(keras_model, [_pair(p, n).keras_name for n in names])
@@ -173,7 +173,7 @@ def _names(finals: int, taps: int) -> list[str]:
     return [f"output_{i}" for i in range(finals)] + [f"tap_{i}" for i in range(taps)]
 
 
-def _inputs(keras_model, inputs, seed: int) -> np.ndarray:
+def _inputs(keras_model, inputs, seed: int, keras_last: bool) -> np.ndarray:
     if inputs is not None:
         x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32))
         if x.ndim < 2:
@@ -185,7 +185,7 @@ def _inputs(keras_model, inputs, seed: int) -> np.ndarray:
             f"the Keras model's input shape {shapes} does not fix one input of known size; pass inputs"
         )
     shape = shapes[0]
-    cf = (2, shape[-1], *shape[1:-1]) if len(shape) > 2 else (2, *shape[1:])
+    cf = (2, shape[-1], *shape[1:-1]) if len(shape) > 2 and keras_last else (2, *shape[1:])
     return np.random.default_rng(seed).standard_normal(cf).astype(np.float32)
 
 

@@ -217,3 +217,71 @@ def test_yaml_mapping_file(tmp_path):
     report = port(torch_model("resnet"), fresh("resnet", "keras"), mapping=path)
     how = {p.torch_name: p.how for p in report.pairs}
     assert how["conv1"] == "mapping" and how["layer2.bn1"] == "rule"
+
+
+def test_embedding_and_layernorm_both_ways(torch, keras):
+    from torch import nn
+
+    class Text(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(20, 8)
+            self.norm = nn.LayerNorm(8, eps=1e-6)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, ids):
+            return self.fc(self.norm(self.embed(ids)).mean(1))
+
+    def keras_text():
+        ids = keras.Input((5,), dtype="int32")
+        x = keras.layers.Embedding(20, 8, name="embed")(ids)
+        x = keras.layers.LayerNormalization(epsilon=1e-3, name="norm")(x)  # the definition's own epsilon
+        return keras.Model(ids, keras.layers.Dense(3, name="fc")(keras.layers.GlobalAveragePooling1D()(x)))
+
+    ids = np.random.default_rng(0).integers(0, 20, (4, 5))
+    src = Text().eval()
+    with torch.no_grad():
+        src.norm.weight.uniform_(0.5, 1.5)
+        src.norm.bias.uniform_(-0.2, 0.2)
+    k = keras_text()
+    port(src, k)
+    assert k.get_layer("norm").epsilon == 1e-6  # carried from the source
+    with torch.no_grad():
+        yt = src(torch.from_numpy(ids)).numpy()
+    assert np.allclose(np.asarray(k(ids)), yt, rtol=0, atol=1e-6)
+    back = Text().eval()
+    port(k, back)
+    assert back.norm.eps == 1e-6
+    assert_bits_equal(torch_tensors(src), torch_tensors(back))
+
+
+def test_channels_first_keras_model(torch, keras):
+    from torch import nn
+
+    t = torch_model_like(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                                       nn.Linear(4 * 5 * 6, 2)))
+    inp = keras.Input((3, 5, 6))
+    x = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first", name="conv")(inp)
+    x = keras.layers.BatchNormalization(axis=1, epsilon=1e-5, name="bn")(x)
+    x = keras.layers.Flatten(data_format="channels_last")(keras.layers.ReLU()(x))  # (C, H, W) order, as PyTorch
+    k = keras.Model(inp, keras.layers.Dense(2, name="fc")(x))
+    report = port(t, k)
+    assert report.plan.keras_graph.nodes["fc"].flatten_from is None  # no rows move
+    # TensorFlow cannot run a channels-first Conv2D on the CPU; ONNX Runtime runs the exported graph
+    from bnport.verification import verify
+
+    result = verify(t, k)
+    assert result.ok, str(result)
+    assert result.input_shape == (2, 3, 5, 6) and len(result.rows) == 3
+
+
+def torch_model_like(model):
+    """Non-default BN statistics and weights for an ad-hoc model."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                value.copy_(torch.rand(value.shape, generator=gen) + (0.5 if "running_var" in name else -0.5))
+    return model.eval()

@@ -201,3 +201,19 @@ def test_cli_verify_exit_codes(tmp_path):
     np.savez(tmp_path / "x.npz", np.ones((1, 3, 16, 16), np.float32))
     with_inputs = cli(*base, "--keras-model", str(good), "--inputs", str(tmp_path / "x.npz"), "--no-per-layer")
     assert with_inputs.returncode == 0 and "output 0" in with_inputs.stdout
+
+
+def test_keras_graph_is_cached_per_architecture_and_fed_current_weights():
+    from bnport import keras_export, runtime
+
+    k = fresh("mlp", "keras")
+    x = np.random.default_rng(0).standard_normal((2, 6, 5, 3)).astype("float32")
+    first = keras_export.export_keras(k, x.shape)
+    kernel = k.get_layer("fc2").kernel
+    kernel.assign(np.asarray(kernel.numpy()) * 3.0)  # new weights, same architecture
+    second = keras_export.export_keras(k, x.shape)
+    assert second.model is first.model  # no second export
+    (y,) = runtime.run(second.model, second.feeds(x))
+    assert np.allclose(y, np.asarray(k(x, training=False)), rtol=0, atol=1e-5)
+    k.get_layer("bn").epsilon = 0.5  # a setting is part of the architecture: exported again
+    assert keras_export.export_keras(k, x.shape).model is not first.model
