@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logging: the CLI prints its own
+    from bnport.allocator import return_large_blocks
+
+    return_large_blocks()
     if _needs_keras(args):
         from bnport.frameworks import import_keras_quietly
 

@@ -9,30 +9,19 @@ import numpy as np
 
 from bnport import loading
 from bnport.cli import EXIT_DRIFT, EXIT_OK
-from bnport.errors import CheckpointError, IncompatibleLayerError, UsageError
+from bnport.errors import CheckpointError, UsageError
 
 
-def bn_pairs(torch_model, keras_model) -> list[tuple[str, object, str, object]]:
-    """The BatchNorm layers of both models paired in definition order: (torch name, module, keras name, layer)."""
-    import keras
-    from torch.nn.modules.batchnorm import _BatchNorm
+def bn_pairs(torch_model, keras_model, mapping: object = None) -> list[tuple[str, object, str, object]]:
+    """The BatchNorm pairs of two models, paired by structure (``bnport.plan``): (torch name, module, keras
+    name, layer), in PyTorch execution order."""
+    from bnport.porting import plan
 
-    t = [(n, m) for n, m in torch_model.named_modules() if isinstance(m, _BatchNorm)]
-    k = [(layer.name, layer) for layer in _keras_layers(keras_model)
-         if isinstance(layer, keras.layers.BatchNormalization)]
-    if len(t) != len(k):
-        raise IncompatibleLayerError(
-            f"the PyTorch model has {len(t)} BatchNorm layers ({', '.join(n for n, _ in t)}) and the Keras model "
-            f"{len(k)} ({', '.join(n for n, _ in k)}); they are not the same architecture"
-        )
-    return [(tn, tm, kn, kl) for (tn, tm), (kn, kl) in zip(t, k, strict=True)]
-
-
-def _keras_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _keras_layers(layer)
+    p = plan(torch_model, keras_model, mapping)
+    p.raise_for_problems(strict=False)
+    tg, kg = p.torch_graph, p.keras_graph
+    return [(x.torch_name, tg.nodes[x.torch_name].layer, x.keras_name, kg.nodes[x.keras_name].layer)
+            for x in p.pairs if x.kind == "batchnorm"]
 
 
 def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:

@@ -53,9 +53,11 @@ class Graph:
     nodes: dict[str, Node] = field(default_factory=dict)
     outputs: tuple[tuple[str, ...], ...] = ()
     unsupported: list[str] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict, repr=False)
 
     def add(self, node: Node) -> None:
-        """Add a node (its name must be new)."""
+        """Add a node (its name must be new); its position is its execution order."""
+        self.position[node.name] = len(self.nodes)
         self.nodes[node.name] = node
 
     def successors(self) -> dict[str, list[str]]:

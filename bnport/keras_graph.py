@@ -64,7 +64,6 @@ class _Walker:
         self.g = g
         self.memo: dict[tuple[int, int], _Feed] = {}
         self.envs: dict[tuple[int, int], dict[int, _Feed]] = {}  # kept alive: memo keys use their ids
-        self.index: dict[str, int] = {}
 
     def _known(self, t, env) -> _Feed | None:
         return env.get(id(t)) or self.memo.get((id(env), id(t)))
@@ -128,12 +127,11 @@ class _Walker:
         if not keras_layers.supported(layer):
             self.g.unsupported.append(f"{name} ({type(layer).__name__})")
             return _Feed(srcs, None, False, fmt)
-        preds = tuple(sorted(srcs, key=lambda n: self.index.get(n, -1)))
+        preds = tuple(sorted(srcs, key=lambda n: self.g.position.get(n, -1)))
         flat = next((f for f in feeds if f.after_flatten), None)
         flatten_from = flat.flatten_from if flat else None
         spec = keras_layers.read(layer, flatten_from=flatten_from, hollow=self.g.hollow)
         reread = (lambda: keras_layers.read(layer, flatten_from=flatten_from)) if self.g.hollow else None
-        self.index[name] = len(self.index)
         self.g.add(Node(name, spec, preds, layer, flatten_from=flatten_from, reread=reread))
         return _Feed(frozenset({name}), None, False, _layout(layer, fmt))
 
@@ -148,5 +146,5 @@ def graph(model, *, hollow: bool = False) -> Graph:
     walker = _Walker(g)
     env = {id(t): _Feed(frozenset({input_name(i)})) for i, t in enumerate(fn.inputs)}
     outs = [walker.tensor(t, env, "") for t in fn.outputs]
-    g.outputs = tuple(tuple(sorted(o.srcs, key=lambda n: walker.index.get(n, -1))) for o in outs)
+    g.outputs = tuple(tuple(sorted(o.srcs, key=lambda n: g.position.get(n, -1))) for o in outs)
     return g

@@ -49,8 +49,8 @@ def graph(model: nn.Module) -> Graph:
 
 
 def _order(g: Graph):
-    index = {name: i for i, name in enumerate(g.nodes)}
-    return lambda name: index.get(name, -1)
+    """Sort key: execution position (dicts keep insertion order; inputs come first)."""
+    return lambda name: g.position.get(name, -1)
 
 
 def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str]) -> bool:

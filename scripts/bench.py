@@ -111,19 +111,20 @@ def bench_convert(torch_ref: str, keras_ref: str, tmp: Path) -> dict:
 
 
 _MEMORY_PROBE = """
-import os, resource, sys, json
+import os, sys, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 from bnport.frameworks import import_keras_quietly
 import_keras_quietly()
 import torch, keras, tf2onnx
-def rss():
+def status(field):  # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark across exec into the latter
     with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) * 1024
-base = rss()
+        return next(int(l.split()[1]) for l in f if l.startswith(field)) * 1024
+from bnport.allocator import return_large_blocks
+return_large_blocks()  # as the command line does
+base = status("VmRSS")
 from bnport.conversion import convert
 convert(sys.argv[1], sys.argv[2], torch_model=sys.argv[3], keras_model=sys.argv[4], force=True)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"baseline": base, "peak": peak}))
+print(json.dumps({"baseline": base, "peak": status("VmHWM")}))
 """
 
 
