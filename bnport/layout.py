@@ -46,16 +46,10 @@ def conv_to_torch(k: np.ndarray) -> np.ndarray:
     return np.transpose(k, (r + 1, r, *range(r)))
 
 
-def conv_transpose_to_keras(w: np.ndarray) -> np.ndarray:
-    """PyTorch ConvTranspose weight (I, O, *k) -> Keras ConvTranspose kernel (*k, O, I)."""
-    r = w.ndim - 2
-    return np.transpose(w, (*range(2, 2 + r), 1, 0))
-
-
-def conv_transpose_to_torch(k: np.ndarray) -> np.ndarray:
-    """Keras ConvTranspose kernel (*k, O, I) -> PyTorch ConvTranspose weight (I, O, *k)."""
-    r = k.ndim - 2
-    return np.transpose(k, (r + 1, r, *range(r)))
+# A transposed convolution's weight is (I, O/groups, *k) in PyTorch and (*k, O, I) in Keras: the same axis
+# movement as a convolution's (the first two axes swap their meaning in both frameworks alike).
+conv_transpose_to_keras = conv_to_keras
+conv_transpose_to_torch = conv_to_torch
 
 
 def depthwise_to_keras(w: np.ndarray, channels: int) -> np.ndarray:

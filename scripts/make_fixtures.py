@@ -49,21 +49,11 @@ def naive_keras_port(net: torch.nn.Module):
     return model
 
 
-#: architecture -> (PyTorch checkpoint name, Keras checkpoint name): every reader is exercised
-ARCHITECTURE_FILES = {
-    "resnet": ("resnet.pt", "resnet.weights.h5"),
-    "mobilenet": ("mobilenet.safetensors", "mobilenet.keras"),
-    "conv1d": ("conv1d.pth", "conv1d.h5"),
-    "conv3d": ("conv3d.pt", "conv3d.weights.h5"),
-    "mlp": ("mlp.pt", "mlp.keras"),
-}
-
-
 def write_architectures(out: Path) -> None:
     """Each small architecture trained-looking in each framework (different seeds), in its own file format."""
     from safetensors.torch import save_file
 
-    for i, (name, (torch_file, keras_file)) in enumerate(ARCHITECTURE_FILES.items()):
+    for i, (name, (torch_file, keras_file)) in enumerate(architectures.FILES.items()):
         torch_factory, keras_factory, shape = architectures.ARCHITECTURES[name]
         net = trained.torch_trained(torch_factory(), shape, SEED + i)
         state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from models import FIXTURES, sample
+from models import FIXTURES, architectures, sample
 from test_port_models import run_keras, run_torch
 
 from bnport import BnportWarning, CheckpointError, UsageError
@@ -20,14 +20,7 @@ from bnport.tolerance import output_depth, tolerance
 from bnport.torch_graph import graph as torch_graph
 
 ARCH = FIXTURES / "architectures.py"
-#: architecture -> (PyTorch file, Keras file), as written by scripts/make_fixtures.py
-FILES = {
-    "resnet": ("resnet.pt", "resnet.weights.h5"),
-    "mobilenet": ("mobilenet.safetensors", "mobilenet.keras"),
-    "conv1d": ("conv1d.pth", "conv1d.h5"),
-    "conv3d": ("conv3d.pt", "conv3d.weights.h5"),
-    "mlp": ("mlp.pt", "mlp.keras"),
-}
+FILES = architectures.FILES
 KERAS_OUT = {"resnet": ".keras", "mobilenet": ".weights.h5", "conv1d": ".weights.h5", "conv3d": ".keras",
              "mlp": ".h5"}
 TORCH_OUT = {"resnet": ".safetensors", "mobilenet": ".pt", "conv1d": ".safetensors", "conv3d": ".pth", "mlp": ".pt"}
