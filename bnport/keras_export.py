@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -73,8 +74,10 @@ class KerasOnnx:
         return {"input": x, **values}
 
 
-#: architecture key -> exported graph; a graph depends on the architecture and settings, not on the weights
-_CACHE: dict[str, onnx.ModelProto] = {}
+#: architecture key -> exported graph; a graph depends on the architecture and settings, not on the weights.
+#: The most recent CACHE_SIZE graphs are kept (a ResNet-50 graph without its weights is 0.2 MB).
+_CACHE: OrderedDict[str, onnx.ModelProto] = OrderedDict()
+CACHE_SIZE = 16
 
 
 def _cache_key(call, input_shape, dtype: str) -> str | None:
@@ -114,10 +117,13 @@ def export_keras(
     variables = tuple(call.trainable_variables) + tuple(call.non_trainable_variables)
     key = _cache_key(call, input_shape, dtype)
     if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
         return KerasOnnx(_CACHE[key], variables)
     model = _convert(call, input_shape, dtype, name, len(call.trainable_variables), variables)
     if key is not None:
         _CACHE[key] = model
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return KerasOnnx(model, variables)
 
 
