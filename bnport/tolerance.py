@@ -8,9 +8,9 @@ magnitude:
 
     tolerance(layer) = 2 * u * sum over the longest path of (sqrt(K_l) + 4) * max |output|
 
-With u = 2**-24 this is about 1.2e-7 per unit of path length. Measured on ResNet-50 (PyTorch vs Keras, both
-float32) the largest output difference used 15% of it; a real porting error (a wrong epsilon, a swapped axis)
-is orders of magnitude larger.
+With u = 2**-24 this is about 1.2e-7 per unit of path length. Measured on every layer of ResNet-50 ported
+either way (PyTorch vs Keras through ONNX Runtime, both float32) the largest difference used 31% of it; a
+real porting error (a wrong epsilon, a swapped axis) is orders of magnitude larger.
 """
 
 from __future__ import annotations
