@@ -285,3 +285,21 @@ def torch_model_like(model):
             if value.is_floating_point():
                 value.copy_(torch.rand(value.shape, generator=gen) + (0.5 if "running_var" in name else -0.5))
     return model.eval()
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
+    import io
+
+    from bnport import porting
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(porting.sys, "stderr", term)
+    assert list(porting._progress(list(range(25)), True)) == list(range(25))
+    assert "porting [##############################] 25/25" in term.getvalue()
+    monkeypatch.setattr(porting.sys, "stderr", io.StringIO())  # a pipe or file: no bar
+    assert list(porting._progress(list(range(25)), True)) == list(range(25))
+    assert porting.sys.stderr.getvalue() == ""
