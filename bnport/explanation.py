@@ -48,8 +48,12 @@ def explain(
     keras_training: bool = False,
     data_format: str | None = None,
     seed: int = 0,
-) -> Explanation:
+) -> Explanation | dict[tuple[str, str], Explanation]:
     """Say why a PyTorch BatchNorm module and a Keras BatchNormalization layer differ.
+
+    Given two whole models instead, their BatchNorm layers are paired as :func:`bnport.plan` pairs them and
+    a dict ``{(torch_name, keras_name): Explanation}`` is returned, in PyTorch execution order (``inputs``
+    then does not apply: each pair gets seeded inputs around its own statistics).
 
     Args:
         torch_obj: a ``torch.nn`` BatchNorm module, in whatever mode it is (training mode is a finding).
@@ -63,6 +67,15 @@ def explain(
     """
     from bnport import keras_bn, torch_bn
 
+    if _is_model(torch_obj, keras_obj):
+        from bnport.porting import plan
+
+        p = plan(torch_obj, keras_obj)
+        p.raise_for_problems(strict=False)
+        return {(x.torch_name, x.keras_name): explain(p.torch_graph.nodes[x.torch_name].layer,
+                                                      p.keras_graph.nodes[x.keras_name].layer,
+                                                      keras_training=keras_training, seed=seed)
+                for x in p.pairs if x.kind == "batchnorm"}
     t_spec = torch_bn.from_torch(torch_obj)
     try:
         fmt = keras_bn.data_format(keras_obj)
@@ -80,6 +93,13 @@ def explain(
             f"{data_format} tensors: it normalizes a spatial axis or fails on the shape.",
         ))
     return Explanation(tuple(found), fnd.predicted_total(x, t, k), tuple(x.shape))
+
+
+def _is_model(torch_obj, keras_obj) -> bool:
+    import keras
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return not isinstance(torch_obj, _BatchNorm) and not isinstance(keras_obj, keras.layers.BatchNormalization)
 
 
 def _inputs(inputs, t_spec, k_spec, seed: int) -> np.ndarray:

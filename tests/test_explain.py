@@ -113,3 +113,16 @@ def test_momentum_none_is_a_momentum_finding():
 def test_round_trip_through_torch_explains_nothing():
     k = keras_bn(3, 7, eps=1e-4, momentum=0.95, seed=6)
     assert explain(to_torch(from_keras(k)), k).codes == ()
+
+
+def test_whole_models_are_explained_pair_by_pair():
+    from models import FIXTURES
+
+    from bnport.loading import keras_model, torch_model
+
+    t = torch_model(f"{FIXTURES / 'models.py'}:torch_bn_layers", FIXTURES / "bn_layers.pt")
+    naive = keras_model(str(FIXTURES / "bn_layers_naive.keras"))
+    found = explain(t, naive)
+    assert list(found) == [("bn1d", "bn1d"), ("bn2d", "bn2d"), ("bn3d", "bn3d")]
+    assert found[("bn1d", "bn1d")].codes == ("epsilon", "momentum")
+    assert found[("bn2d", "bn2d")].codes == ()
