@@ -131,7 +131,6 @@ def _convert(call, input_shape, dtype: str, name: str, n_trainable: int, variabl
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
     import tf2onnx
-    import tf2onnx.optimizer
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -146,17 +145,58 @@ def _convert(call, input_shape, dtype: str, name: str, n_trainable: int, variabl
                                          training=False)
         return outputs
 
-    optimizers = tf2onnx.optimizer._get_optimizers
     try:
-        tf2onnx.optimizer._get_optimizers = dict
-        with warnings.catch_warnings(), _convolutions_without_xla():
+        with warnings.catch_warnings(), _convolutions_without_xla(), _tf2onnx_fast_paths():
             warnings.simplefilter("ignore")
             model, _ = tf2onnx.convert.from_function(inference, input_signature=signature, opset=OPSET)
     except Exception as exc:
         raise ExportError(f"tf2onnx failed to export Keras '{name}': {exc}") from exc
+    return _restore_conv_groups(model)
+
+
+@contextlib.contextmanager
+def _tf2onnx_fast_paths() -> Iterator[None]:
+    """Two tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
+
+    * No graph optimizers: they only tidy transposes, which ONNX Runtime's own optimizer removes (same
+      outputs, same run time; measured on ResNet-50).
+    * ``Graph.extract_sub_graph_nodes`` walks the graph once from all outputs instead of once per output and
+      uniting the sets: the same set of nodes, but linear instead of quadratic for a tapped model with a
+      hundred outputs (ResNet-50 with 107 taps: the walk went from 7 s to a fraction of a second).
+    """
+    import tf2onnx.optimizer
+    from tf2onnx.graph import Graph
+
+    optimizers, extract = tf2onnx.optimizer._get_optimizers, Graph.extract_sub_graph_nodes
+    tf2onnx.optimizer._get_optimizers = dict
+    Graph.extract_sub_graph_nodes = _extract_sub_graph_nodes_once
+    try:
+        yield
     finally:
         tf2onnx.optimizer._get_optimizers = optimizers
-    return _restore_conv_groups(model)
+        Graph.extract_sub_graph_nodes = extract
+
+
+def _extract_sub_graph_nodes_once(self, outputs_name, input_checker=None, remove_unused_inputs=True):
+    """The nodes reachable backwards from ``outputs_name`` (tf2onnx's contract), in one shared walk."""
+    outputs = list(outputs_name)
+    if not remove_unused_inputs:
+        outputs += [inp.output[0] for inp in self.inputs]
+    seen: set = set()
+    stack = []
+
+    def visit(node) -> None:
+        if node and node not in seen and not (input_checker and input_checker(node) is False):
+            seen.add(node)
+            stack.append(node)
+
+    for output in outputs:
+        visit(self.get_node_by_output(output, search_in_parent_graphs=False))
+        while stack:
+            top = stack.pop()
+            for input_id in list(top.input) + list(top.get_implicit_inputs()):
+                visit(self.get_node_by_output(input_id, search_in_parent_graphs=False))
+    return list(seen)
 
 
 def _restore_conv_groups(model: onnx.ModelProto) -> onnx.ModelProto:
