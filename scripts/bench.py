@@ -177,8 +177,8 @@ def bench_scaling(small: int, large: int) -> dict:
     out = {}
     for n in (small, large):
         t, k = chain(n)
-        out[n] = {"plan_s": best(lambda t=t, k=k: plan(t, k), repeat=2),
-                  "port_s": best(lambda t=t, k=k: port(t, k), repeat=2)}
+        out[n] = {"plan_s": best(lambda t=t, k=k: plan(t, k), repeat=3),
+                  "port_s": best(lambda t=t, k=k: port(t, k), repeat=3)}
     return {"layers": [small, large], **{f"{key}_{n}": v[key] for n, v in out.items() for key in v},
             "plan_ratio": out[large]["plan_s"] / out[small]["plan_s"],
             "port_ratio": out[large]["port_s"] / out[small]["port_s"]}
