@@ -25,6 +25,12 @@ CODES = (
     "weights",
     "stats",
     "dtype",
+    # from bnport.verify, about whole models
+    "kernel-layout",
+    "flatten-order",
+    "same-padding",
+    "upstream",
+    "output",
 )
 
 
