@@ -24,7 +24,7 @@ def check_destination(dst: Path, *, force: bool, sources: tuple[Path, ...] = ())
         raise CheckpointError(f"the destination {dst} is a directory; give a file name")
     if dst.exists() and not force:
         raise CheckpointError(f"the destination {dst} exists; pass --force (force=True) to replace it")
-    folder = dst.parent if str(dst.parent) else Path(".")
+    folder = dst.parent  # Path("x").parent is Path(".")
     if not folder.is_dir():
         raise CheckpointError(f"the destination folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
@@ -45,9 +45,8 @@ def _final_mode(dst: Path) -> int:
 def atomic_path(dst: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``dst`` (ending in ``suffix``); on success rename it onto ``dst``."""
     dst = Path(dst)
-    folder = dst.parent if str(dst.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".bnport-tmp-", suffix=suffix, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".bnport-tmp-", suffix=suffix, dir=dst.parent)
         os.close(fd)
     except OSError as exc:
         raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}") from exc

@@ -106,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _needs_keras(args: argparse.Namespace) -> bool:
     if args.command == "inspect":
-        return not str(args.file).endswith((".pt", ".pth", ".bin", ".ckpt", ".safetensors"))
+        from bnport.formats import TORCH_SUFFIXES
+
+        return not str(args.file).endswith(TORCH_SUFFIXES)
     return True
 
 

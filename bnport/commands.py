@@ -12,18 +12,6 @@ from bnport.cli import EXIT_DRIFT, EXIT_OK
 from bnport.errors import CheckpointError, UsageError
 
 
-def bn_pairs(torch_model, keras_model, mapping: object = None) -> list[tuple[str, object, str, object]]:
-    """The BatchNorm pairs of two models, paired by structure (``bnport.plan``): (torch name, module, keras
-    name, layer), in PyTorch execution order."""
-    from bnport.porting import plan
-
-    p = plan(torch_model, keras_model, mapping)
-    p.raise_for_problems(strict=False)
-    tg, kg = p.torch_graph, p.keras_graph
-    return [(x.torch_name, tg.nodes[x.torch_name].layer, x.keras_name, kg.nodes[x.keras_name].layer)
-            for x in p.pairs if x.kind == "batchnorm"]
-
-
 def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:
     if path is None:
         return [None] * count
@@ -39,16 +27,21 @@ def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:
 
 def explain(args: argparse.Namespace) -> int:
     """``bnport explain``: findings for every BatchNorm pair of two models."""
-    from bnport.explanation import explain as explain_pair
-
     t = loading.torch_model(args.torch_model, args.torch_weights)
     k = loading.keras_model(args.keras_model, args.keras_weights)
-    pairs = bn_pairs(t, k)
-    for (tn, tm, kn, kl), x in zip(pairs, _read_inputs(args.inputs, len(pairs)), strict=True):
-        print(f"{tn} (PyTorch {type(tm).__name__}) <-> {kn} (Keras)")
-        text = str(explain_pair(tm, kl, x))
-        print("  " + text.replace("\n", "\n  "))
+    _print_explanations(t, k, args.inputs)
     return EXIT_OK
+
+
+def _print_explanations(torch_model, keras_model, inputs: str | None = None, indent: str = "") -> None:
+    from bnport.explanation import batchnorm_pairs
+    from bnport.explanation import explain as explain_pair
+
+    pairs = batchnorm_pairs(torch_model, keras_model)
+    for (tn, tm, kn, kl), x in zip(pairs, _read_inputs(inputs, len(pairs)), strict=True):
+        print(f"{indent}{tn} (PyTorch {type(tm).__name__}) <-> {kn} (Keras)")
+        text = str(explain_pair(tm, kl, x))
+        print(f"{indent}  " + text.replace("\n", f"\n{indent}  "))
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -135,12 +128,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _demo_naive(fx: Path) -> None:
-    from bnport.explanation import explain as explain_pair
-
     torch_net = loading.torch_model(f"{fx / 'models.py'}:torch_bn_layers", fx / "bn_layers.pt")
     naive_path = fx / "bn_layers_naive.keras"
-    naive = loading.keras_model(str(naive_path))
     print(f"3. why a hand port of BatchNorm layers ({naive_path.name}: same weights, Keras defaults) differs:")
-    for tn, tm, _, kl in bn_pairs(torch_net, naive):
-        found = [str(f) for f in explain_pair(tm, kl).findings] or ["no difference (its settings match)"]
-        print(f"   {tn}: " + "\n         ".join(found))
+    _print_explanations(torch_net, loading.keras_model(str(naive_path)), indent="   ")

@@ -15,20 +15,9 @@ from pathlib import Path
 from bnport import loading
 from bnport.atomic import check_destination
 from bnport.errors import CheckpointError, UsageError
+from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
+from bnport.frameworks import TORCH
 from bnport.porting import PortReport, port
-
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-KERAS_SUFFIXES = (".keras", ".weights.h5", ".h5")
-
-
-def framework_of_file(path: Path) -> str:
-    """``torch`` or ``keras`` from a checkpoint's name."""
-    if path.suffix in TORCH_SUFFIXES:
-        return "torch"
-    if any(path.name.endswith(s) for s in KERAS_SUFFIXES):
-        return "keras"
-    raise UsageError(f"{path}: unknown checkpoint type; PyTorch {', '.join(TORCH_SUFFIXES)}, "
-                     f"Keras {', '.join(KERAS_SUFFIXES)}")
 
 
 @dataclass
@@ -73,13 +62,13 @@ def convert(
     check_destination(dst, force=force, sources=(src,))
     if not src.is_file():
         raise CheckpointError(f"checkpoint not found: {src}")
-    if direction[0] == "torch":
+    if direction[0] == TORCH:
         if keras_model is None:
             raise UsageError("converting to Keras needs --keras-model (a factory or a .keras file)")
         source = loading.torch_model(torch_model, src)
         target = loading.keras_model(keras_model)
     else:
-        if keras_model is None and not src.name.endswith(".keras"):
+        if keras_model is None and keras_kind(src) != KERAS_ARCHIVE:
             raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
         source = (loading.keras_model(str(src)) if keras_model is None
                   else loading.keras_model(keras_model, src))
@@ -94,7 +83,7 @@ def convert(
 
 def _defined_settings(model, framework: str) -> dict[str, dict]:
     """Each weight-holding layer's settings as the model definition made them (epsilon, momentum)."""
-    if framework == "torch":
+    if framework == TORCH:
         from bnport import torch_layers
 
         return {name: torch_layers.settings(m) for name, m in model.named_modules()}
@@ -106,9 +95,9 @@ def _defined_settings(model, framework: str) -> dict[str, dict]:
 
 def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str, dict], target: str) -> None:
     """Refuse a weights-only destination whose model definition has another epsilon than the source."""
-    if dst.name.endswith(".keras"):
+    if keras_kind(dst) == KERAS_ARCHIVE:
         return  # the archive stores each layer's configuration
-    if target == "torch":
+    if target == TORCH:
         from bnport import torch_layers as side
 
         ported, names = report.port.plan.torch_graph, [p.torch_name for p in report.port.pairs]
@@ -135,7 +124,7 @@ def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str,
 
 
 def _save(model, dst: Path, target: str) -> None:
-    if target == "torch":
+    if target == TORCH:
         from bnport import torch_files
 
         torch_files.write_state_dict(model.state_dict(), dst)

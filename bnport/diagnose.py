@@ -19,7 +19,7 @@ def diagnose_pair(p: Plan, torch_name: str, keras_name: str) -> list[Finding]:
     k = p.keras_graph.nodes[keras_name]
     t_spec, k_spec = t.values(), k.values()
     if isinstance(t_spec, BatchNormSpec):
-        found = _batchnorm(t_spec, k_spec, torch_name, keras_name, getattr(t.layer, "training", False))
+        found = _batchnorm(t_spec, k_spec, torch_name, keras_name)
     else:
         found = _weights(t_spec, k_spec, torch_name, keras_name, k.flatten_from) + _padding(t_spec, k_spec)
     if not found:
@@ -31,7 +31,7 @@ def diagnose_pair(p: Plan, torch_name: str, keras_name: str) -> list[Finding]:
     return found
 
 
-def _batchnorm(t: BatchNormSpec, k: BatchNormSpec, tn: str, kn: str, training: bool) -> list[Finding]:
+def _batchnorm(t: BatchNormSpec, k: BatchNormSpec, tn: str, kn: str) -> list[Finding]:
     ndim = (t.input_ndims or k.input_ndims or (4,))[-1]
     x = batchnorm_inputs(t, ndim)
     sides = fnd.Side(t, False, f"PyTorch {tn}"), fnd.Side(k, False, f"Keras {kn}")
@@ -54,17 +54,16 @@ def _weights(t: LayerSpec, k: LayerSpec, tn: str, kn: str, flatten_from) -> list
             gap = np.abs(tv.astype(np.float64) - kv.astype(np.float64))
             out.append(Finding("weights", f"{key} differs between PyTorch {tn} and Keras {kn} in "
                                           f"{int(np.count_nonzero(gap))} of {gap.size} values (max {gap.max():.4g})"))
-    for key in ("epsilon",):
-        if t.attrs.get(key) is not None and k.attrs.get(key) is not None and t.attrs[key] != k.attrs[key]:
-            out.append(Finding("epsilon", f"epsilon differs: PyTorch {t.attrs[key]:g}, Keras {k.attrs[key]:g}"))
+    t_eps, k_eps = t.attrs.get("epsilon"), k.attrs.get("epsilon")
+    if t_eps is not None and k_eps is not None and t_eps != k_eps:
+        out.append(Finding("epsilon", f"epsilon differs: PyTorch {t_eps:g}, Keras {k_eps:g}"))
     return out
 
 
 def _unpermuted(tv: np.ndarray, kv: np.ndarray, flatten_from) -> bool:
     """Whether Keras holds PyTorch's rows un-permuted (``kv`` was read back through the flatten permutation)."""
     as_keras = layout.dense_to_keras(kv, tuple(flatten_from))  # what the Keras kernel holds, (in, out)
-    return np.array_equal(as_keras, layout.dense_to_keras(tv)) and not np.array_equal(
-        as_keras, layout.dense_to_keras(tv, tuple(flatten_from)))
+    return np.array_equal(as_keras, layout.dense_to_keras(tv))
 
 
 def _padding(t: LayerSpec, k: LayerSpec) -> list[Finding]:

@@ -68,14 +68,8 @@ def explain(
     from bnport import keras_bn, torch_bn
 
     if _is_model(torch_obj, keras_obj):
-        from bnport.porting import plan
-
-        p = plan(torch_obj, keras_obj)
-        p.raise_for_problems(strict=False)
-        return {(x.torch_name, x.keras_name): explain(p.torch_graph.nodes[x.torch_name].layer,
-                                                      p.keras_graph.nodes[x.keras_name].layer,
-                                                      keras_training=keras_training, seed=seed)
-                for x in p.pairs if x.kind == "batchnorm"}
+        return {(tn, kn): explain(tm, kl, keras_training=keras_training, seed=seed)
+                for tn, tm, kn, kl in batchnorm_pairs(torch_obj, keras_obj)}
     t_spec = torch_bn.from_torch(torch_obj)
     try:
         fmt = keras_bn.data_format(keras_obj)
@@ -93,6 +87,18 @@ def explain(
             f"{data_format} tensors: it normalizes a spatial axis or fails on the shape.",
         ))
     return Explanation(tuple(found), fnd.predicted_total(x, t, k), tuple(x.shape))
+
+
+def batchnorm_pairs(torch_model, keras_model, mapping: object = None) -> list[tuple[str, object, str, object]]:
+    """The BatchNorm pairs of two models as ``bnport.plan`` pairs them: (torch name, module, keras name,
+    layer), in PyTorch execution order."""
+    from bnport.porting import plan
+
+    p = plan(torch_model, keras_model, mapping)
+    p.raise_for_problems(strict=False)
+    tg, kg = p.torch_graph, p.keras_graph
+    return [(x.torch_name, tg.nodes[x.torch_name].layer, x.keras_name, kg.nodes[x.keras_name].layer)
+            for x in p.pairs if x.kind == "batchnorm"]
 
 
 def _is_model(torch_obj, keras_obj) -> bool:

@@ -53,6 +53,10 @@ class Finding:
         size = "" if self.predicted_max_abs is None else f" (predicted max |difference| {self.predicted_max_abs:.4g})"
         return f"[{self.code}] {self.message}{size}"
 
+    def as_dict(self) -> dict:
+        """The finding in the JSON report's schema."""
+        return {"code": self.code, "message": self.message, "predicted_max_abs": self.predicted_max_abs}
+
 
 @dataclass(frozen=True)
 class Side:

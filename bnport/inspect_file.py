@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from bnport import health
-from bnport.conversion import framework_of_file
 from bnport.errors import CheckpointError
+from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
+from bnport.frameworks import TORCH
 from bnport.spec import BatchNormSpec
 
 _BN_KEYS = ("running_mean", "running_var")
@@ -35,9 +36,9 @@ def inspect(path: str | Path) -> list[Entry]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if framework_of_file(path) == "torch":
+    if framework_of_file(path) == TORCH:
         return _torch_entries(path)
-    if path.name.endswith(".keras"):
+    if keras_kind(path) == KERAS_ARCHIVE:
         return _keras_model_entries(path)
     return _h5_entries(path)
 

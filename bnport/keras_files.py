@@ -8,19 +8,15 @@ import keras
 
 from bnport.atomic import atomic_path
 from bnport.errors import CheckpointError
-
-KERAS_ARCHIVE = ".keras"
-WEIGHTS_H5 = ".weights.h5"
-LEGACY_H5 = ".h5"
+from bnport.formats import KERAS_ARCHIVE, KERAS_SUFFIXES, WEIGHTS_H5, keras_kind
 
 
 def kind_of(path: Path) -> str:
     """``.keras``, ``.weights.h5`` or ``.h5`` (legacy), from the file name."""
-    name = path.name
-    for suffix in (KERAS_ARCHIVE, WEIGHTS_H5, LEGACY_H5):
-        if name.endswith(suffix):
-            return suffix
-    raise CheckpointError(f"{path}: not a Keras file suffix ({KERAS_ARCHIVE}, {WEIGHTS_H5}, {LEGACY_H5})")
+    kind = keras_kind(path)
+    if kind is None:
+        raise CheckpointError(f"{path}: not a Keras file suffix ({', '.join(KERAS_SUFFIXES)})")
+    return kind
 
 
 def load_model(path: str | Path) -> keras.Model:

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import keras
 
-from bnport import keras_layers
+from bnport import keras_bn, keras_layers
 from bnport.errors import UnsupportedLayerError
 from bnport.graph import Graph, Node, input_name
-
-CHANNELS_FIRST, CHANNELS_LAST = "channels_first", "channels_last"
+from bnport.keras_bn import CHANNELS_FIRST, CHANNELS_LAST
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def functional(model) -> keras.Model:
     raise UnsupportedLayerError(
         f"Keras model '{model.name}' ({type(model).__name__}) has no layer graph (a subclassed model, or a "
         "Sequential built without an Input): bnport cannot see which layer feeds which; build it as a "
-        "functional model or pass an explicit mapping of layer names"
+        "functional model, or give the Sequential an Input"
     )
 
 
@@ -42,11 +41,11 @@ def _layout(layer, fallback: str) -> str:
     if fmt in (CHANNELS_FIRST, CHANNELS_LAST):
         return fmt
     if isinstance(layer, keras.layers.BatchNormalization):
-        return CHANNELS_FIRST if layer.axis == 1 and layer.input_spec.ndim > 2 else CHANNELS_LAST
+        return keras_bn.data_format(layer)
     return fallback
 
 
-def _flatten_from(layer, arg, out, fmt: str) -> tuple[int, ...] | None:
+def _flatten_from(layer, arg, fmt: str) -> tuple[int, ...] | None:
     """The channels-last shape of a feature map flattened by ``layer``, or None when no rows move."""
     shape = tuple(arg.shape[1:])
     flatten_order_cl = isinstance(layer, keras.layers.Flatten) and layer.data_format == CHANNELS_FIRST
@@ -114,7 +113,7 @@ class _Walker:
         flat = next((f for f in feeds if f.after_flatten), None)
         if isinstance(op, (keras.layers.Flatten, keras.layers.Reshape)) and len(args) == 1 \
                 and len(args[0].shape) > 2 and len(t.shape) == 2:
-            return _Feed(srcs, _flatten_from(op, args[0], t, fmt), True, fmt)
+            return _Feed(srcs, _flatten_from(op, args[0], fmt), True, fmt)
         if flat is not None:
             return _Feed(srcs, flat.flatten_from, True, fmt)
         return _Feed(srcs, None, False, fmt)
@@ -122,7 +121,8 @@ class _Walker:
     def _weighted(self, layer, name: str, feeds: list[_Feed], srcs, fmt: str) -> _Feed:
         if name in self.g.nodes:
             raise UnsupportedLayerError(
-                f"Keras layer '{name}' is called more than once (shared weights); pass an explicit mapping"
+                f"Keras layer '{name}' is called more than once (shared weights); bnport pairs each "
+                "weight-holding layer once, and a shared one has no single place in the graph"
             )
         if not keras_layers.supported(layer):
             self.g.unsupported.append(f"{name} ({type(layer).__name__})")

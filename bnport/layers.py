@@ -34,7 +34,8 @@ class LayerSpec:
 
     Attributes:
         kind: a key of :data:`KINDS`.
-        arrays: ``weight`` and, when present, ``bias`` (copies, never views of framework memory).
+        arrays: ``weight`` and, when present, ``bias``; may be views of framework memory (read them while
+            porting, do not keep them) or, for a destination read for its shapes only, arrays of no memory.
         attrs: settings: ``groups``, ``stride``, ``dilation`` (convolutions), ``epsilon`` (norms),
             ``num_groups`` (GroupNorm).
     """
@@ -42,11 +43,6 @@ class LayerSpec:
     kind: str
     arrays: Mapping[str, np.ndarray]
     attrs: Mapping[str, object] = field(default_factory=dict)
-
-    @property
-    def weight(self) -> np.ndarray | None:
-        """The main weight (PyTorch convention), None for a norm without scale."""
-        return self.arrays.get("weight")
 
 
 AnySpec = LayerSpec | BatchNormSpec

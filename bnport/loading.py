@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bnport.errors import UsageError
 from bnport.factories import build
+from bnport.formats import KERAS_ARCHIVE, keras_kind
 
 
 def torch_model(factory: str, weights: str | Path | None = None):
@@ -53,7 +54,7 @@ def keras_model(model_ref: str, weights: str | Path | None = None):
 
     from bnport import keras_files
 
-    if model_ref.endswith(keras_files.KERAS_ARCHIVE) and ":" not in Path(model_ref).name:
+    if keras_kind(model_ref) == KERAS_ARCHIVE and ":" not in Path(model_ref).name:
         model = keras_files.load_model(model_ref)
     else:
         model = build(model_ref)

@@ -13,9 +13,8 @@ import torch
 
 from bnport.atomic import atomic_path
 from bnport.errors import CheckpointError
+from bnport.formats import PICKLE_SUFFIXES, SAFETENSORS
 
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-SAFETENSORS_SUFFIX = ".safetensors"
 #: Keys under which training scripts commonly nest the state dict, tried in this order.
 NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 
@@ -47,11 +46,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == SAFETENSORS_SUFFIX:
+    if path.suffix == SAFETENSORS:
         return _read_safetensors(path)
     if path.suffix not in PICKLE_SUFFIXES:
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint suffix ({', '.join(PICKLE_SUFFIXES)}, {SAFETENSORS_SUFFIX})"
+            f"{path}: not a PyTorch checkpoint suffix ({', '.join(PICKLE_SUFFIXES)}, {SAFETENSORS})"
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -82,7 +81,7 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> Non
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     with atomic_path(path, suffix=path.suffix) as tmp:
-        if path.suffix == SAFETENSORS_SUFFIX:
+        if path.suffix == SAFETENSORS:
             from safetensors.torch import save_file
 
             save_file(tensors, str(tmp))

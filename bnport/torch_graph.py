@@ -17,7 +17,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedLayerError(
             f"torch.fx cannot trace {type(model).__name__}.forward ({first}), so bnport cannot see which layer "
-            "feeds which; pass an explicit mapping of layer names instead"
+            "feeds which; make forward traceable (no data-dependent Python control flow), or wrap the traceable part"
         ) from exc
 
 
@@ -57,7 +57,7 @@ def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str]) -> bool:
     if name in g.nodes:
         raise UnsupportedLayerError(
             f"module '{name}' is called more than once in forward (shared weights); bnport pairs each "
-            "weight-holding layer once: pass an explicit mapping"
+            "weight-holding layer once, and a shared one has no single place in the graph"
         )
     if not torch_layers.supported(module):
         g.unsupported.append(f"{name} ({type(module).__name__})")

@@ -46,8 +46,7 @@ class Row:
         return {"torch_name": self.torch_name, "keras_name": self.keras_name, "kind": self.kind,
                 "max_abs": _num(c.max_abs), "max_rel": _num(c.max_rel), "tolerance": self.tolerance,
                 "passed": self.passed, "worst_index": list(c.worst_index), "detail": c.detail,
-                "findings": [{"code": f.code, "message": f.message, "predicted_max_abs": f.predicted_max_abs}
-                             for f in self.findings]}
+                "findings": [f.as_dict() for f in self.findings]}
 
 
 def _num(x: float) -> float | None:
@@ -88,8 +87,7 @@ class VerifyReport:
             "final": [r.as_dict() for r in self.final],
             "first_divergence": None if first is None else {"torch_name": first.torch_name,
                                                               "keras_name": first.keras_name, "kind": first.kind},
-            "findings": [{"code": f.code, "message": f.message, "predicted_max_abs": f.predicted_max_abs}
-                         for f in self.findings],
+            "findings": [f.as_dict() for f in self.findings],
             "not_compared": self.not_compared,
             "seconds": self.seconds,
         }
@@ -135,10 +133,11 @@ def verify(
     keras_last = _keras_channels_last(p)
     x = _inputs(keras_model, inputs, seed, keras_last)
     clock: dict[str, float] = {}
-    names = [pair.torch_name for pair in p.pairs] if per_layer else []
-    k_tapped, k_finals, skipped = keras_export.with_taps(keras_model, [_pair(p, n).keras_name for n in names])
-    skipped_set = set(skipped)
-    names = [n for n in names if _pair(p, n).keras_name not in skipped_set]
+    wanted = p.pairs if per_layer else []
+    k_tapped, k_finals, skipped = keras_export.with_taps(keras_model, [x.keras_name for x in wanted])
+    untapped = set(skipped)
+    pairs = [x for x in wanted if x.keras_name not in untapped]
+    names = [x.torch_name for x in pairs]
     start = time.perf_counter()
     t_tapped, t_finals = torch_export.with_taps(torch_model, names)
     t_onnx = torch_export.export_torch(t_tapped, x, output_names=_names(t_finals, len(names)))
@@ -151,22 +150,14 @@ def verify(
     t_out = runtime.run(t_onnx, x)
     k_out = runtime.run(k_onnx.model, k_onnx.feeds(keras_x))
     clock["onnxruntime"] = time.perf_counter() - start
-    rows = _rows(p, names, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model)
+    rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model)
     final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol)
     failing = [r for r in rows + final if not r.passed]
     first = failing[0] if failing else None
-    findings = _diagnose(first, p, torch_model, keras_model, x) if first is not None else ()
+    findings = _diagnose(first, p) if first is not None else ()
     return VerifyReport(ok=not failing, rows=rows, final=final, first_divergence=first, findings=findings,
-                        not_compared=[f"{_pair_by_keras(p, s).torch_name} <-> {s}" for s in skipped],
+                        not_compared=[f"{x.torch_name} <-> {x.keras_name}" for x in wanted if x.keras_name in untapped],
                         input_shape=tuple(x.shape), seconds=clock)
-
-
-def _pair(p: Plan, torch_name: str) -> Pair:
-    return next(pair for pair in p.pairs if pair.torch_name == torch_name)
-
-
-def _pair_by_keras(p: Plan, keras_name: str) -> Pair:
-    return next(pair for pair in p.pairs if pair.keras_name == keras_name)
 
 
 def _names(finals: int, taps: int) -> list[str]:
@@ -195,8 +186,8 @@ def _keras_channels_last(p: Plan) -> bool:
     return next((f for f in formats if f), "channels_last") == "channels_last"
 
 
-def _to_torch_layout(y: np.ndarray, kind: str, keras_last: bool) -> np.ndarray:
-    if keras_last and kind in _CHANNEL_KINDS and y.ndim > 2:
+def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool) -> np.ndarray:
+    if keras_last and has_channel_axis and y.ndim > 2:
         return layout.to_channels_first(y)
     return y
 
@@ -207,13 +198,13 @@ def _tol(depth: float, ref: np.ndarray, atol, rtol) -> float:
     return (atol or 0.0) + (rtol or 0.0) * float(np.max(np.abs(ref)))
 
 
-def _rows(p: Plan, names, t_out, k_out, keras_last, atol, rtol, torch_model) -> list[Row]:
+def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torch_model) -> list[Row]:
     depths = tolerance.depths(p.torch_graph)
     modules = dict(torch_model.named_modules())
     rows = []
-    for name, yt, yk in zip(names, t_out, k_out, strict=True):
-        pair = _pair(p, name)
-        yk = _to_torch_layout(yk, pair.kind, keras_last)
+    for pair, yt, yk in zip(pairs, t_out, k_out, strict=True):
+        name = pair.torch_name
+        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS, keras_last)
         tol = _tol(depths[name], yt, atol, rtol)
         found = ()
         if getattr(modules[name], "training", False) and pair.kind == "batchnorm":
@@ -225,19 +216,18 @@ def _rows(p: Plan, names, t_out, k_out, keras_last, atol, rtol, torch_model) -> 
 
 
 def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol) -> list[Row]:
-    depth = tolerance.output_depth(p.torch_graph)
-    rows = []
-    for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=False)):
-        kind = "batchnorm" if yt.ndim > 2 else "output"  # an image-shaped output is channels-last in Keras
-        yk = _to_torch_layout(yk, kind, keras_last)
-        tol = _tol(depth, yt, atol, rtol)
-        rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
     if len(t_out) != len(k_out):
         raise IncompatibleLayerError(f"the PyTorch model has {len(t_out)} outputs and the Keras model {len(k_out)}")
+    depth = tolerance.output_depth(p.torch_graph)
+    rows = []
+    for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=True)):
+        yk = _to_torch_layout(yk, True, keras_last)  # an image-shaped output is channels-last in Keras
+        tol = _tol(depth, yt, atol, rtol)
+        rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
     return rows
 
 
-def _diagnose(row: Row, p: Plan, torch_model, keras_model, x) -> tuple[Finding, ...]:
+def _diagnose(row: Row, p: Plan) -> tuple[Finding, ...]:
     from bnport.diagnose import diagnose_pair
 
     if row.kind == "output":
