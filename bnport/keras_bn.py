@@ -108,7 +108,7 @@ def keras_momentum(spec: BatchNormSpec) -> float:
         f"momentum={momentum:.6g} = n/(n+1) with n=num_batches_tracked={n}, which matches the next update "
         "only. Inference is unaffected; set layer.momentum yourself before further training.",
         BnportWarning,
-        stacklevel=3,
+        stacklevel=5,
     )
     return momentum
 
@@ -190,14 +190,8 @@ def to_keras(
             ``track_running_stats=False`` normalizes with batch statistics even in eval, and Keras
             inference always uses its moving statistics).
     """
-    if not spec.track_running_stats:
-        raise UnsupportedLayerError(
-            "the source has track_running_stats=False: it normalizes every batch with that batch's own "
-            "statistics even in eval mode, while Keras BatchNormalization always uses its moving mean and "
-            "variance in inference, so no Keras layer computes the same thing"
-        )
-    momentum = keras_momentum(spec)
     if layer is None:
+        _refuse_untracked(spec)
         if data_format not in (CHANNELS_LAST, CHANNELS_FIRST):
             raise IncompatibleLayerError(
                 f"data_format must be '{CHANNELS_LAST}' or '{CHANNELS_FIRST}'. Received: {data_format!r}"
@@ -206,21 +200,50 @@ def to_keras(
         layer = keras.layers.BatchNormalization(
             axis=-1 if data_format == CHANNELS_LAST else 1,
             epsilon=spec.epsilon,
-            momentum=momentum,
             center=spec.center,
             scale=spec.scale,
             dtype=spec.dtype,
         )
         layer.build(_build_shape(spec, ndim, data_format))
-    else:
-        _check_target(spec, layer, input_ndim)
-    layer.epsilon = float(spec.epsilon)
-    layer.momentum = momentum
-    ones = np.ones(spec.channels, dtype=spec.dtype)
-    if layer.scale:
-        layer.gamma.assign(spec.gamma if spec.scale else ones)
-    if layer.center:
-        layer.beta.assign(spec.beta if spec.center else np.zeros_like(ones))
-    layer.moving_mean.assign(spec.running_mean)
-    layer.moving_variance.assign(spec.running_var)
+    settings, values = prepare(spec, layer, input_ndim=input_ndim)
+    for attr, value in settings.items():
+        setattr(layer, attr, value)
+    for variable, value in values:
+        variable.assign(value)
     return layer
+
+
+def prepare(
+    spec: BatchNormSpec, layer: keras.layers.BatchNormalization, *, input_ndim: int | None = None
+) -> tuple[dict[str, float], list[tuple[keras.Variable, np.ndarray]]]:
+    """Check ``layer`` against ``spec`` and return what writing it would set, without writing a value.
+
+    Returns the layer attributes (epsilon; momentum in Keras's convention) and each variable with the value
+    it gets. An unbuilt layer is built for the spec's input rank (or ``input_ndim``).
+    """
+    _refuse_untracked(spec)
+    momentum = keras_momentum(spec)
+    _check_target(spec, layer, input_ndim)
+    return {"epsilon": float(spec.epsilon), "momentum": momentum}, values_for(spec, layer)
+
+
+def _refuse_untracked(spec: BatchNormSpec) -> None:
+    if not spec.track_running_stats:
+        raise UnsupportedLayerError(
+            "the source has track_running_stats=False: it normalizes every batch with that batch's own "
+            "statistics even in eval mode, while Keras BatchNormalization always uses its moving mean and "
+            "variance in inference, so no Keras layer computes the same thing"
+        )
+
+
+def values_for(
+    spec: BatchNormSpec, layer: keras.layers.BatchNormalization
+) -> list[tuple[keras.Variable, np.ndarray]]:
+    """Each variable of a checked, built ``layer`` with the value the spec gives it (identity where it has none)."""
+    ones = np.ones(spec.channels, dtype=spec.dtype)
+    out = []
+    if layer.scale:
+        out.append((layer.gamma, spec.gamma if spec.scale else ones))
+    if layer.center:
+        out.append((layer.beta, spec.beta if spec.center else np.zeros_like(ones)))
+    return [*out, (layer.moving_mean, spec.running_mean), (layer.moving_variance, spec.running_var)]

@@ -8,6 +8,7 @@ import numpy as np
 from bnport import keras_bn, layout
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.keras_bn import variable_to_numpy
+from bnport.keras_writes import Write, commit
 from bnport.layers import AnySpec, LayerSpec, check_shape
 from bnport.layers import check_droppable as _check_droppable
 from bnport.spec import BatchNormSpec
@@ -186,18 +187,20 @@ def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np
             ("beta", layer.beta if layer.center else None, b)]
 
 
-def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> None:
-    """Copy a spec's weights into a built Keras layer (kinds, shapes, dtypes checked; norm epsilon set).
+def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> Write:
+    """Check that a spec fits a built Keras layer (kind, shapes, dtypes) and return what writing it sets.
 
+    Nothing is written: :func:`bnport.keras_writes.commit` does that, for many layers at once.
     ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
     (*spatial, C) without the batch axis; its rows are permuted from PyTorch's (C, *spatial) order.
     """
     if isinstance(spec, BatchNormSpec):
-        keras_bn.to_keras(spec, layer)
-        return
+        settings, values = keras_bn.prepare(spec, layer)
+        return Write(layer, settings, values)
     own = read(layer, hollow=True)
     if own.kind != spec.kind:
         raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
+    write = Write(layer)
     for key, variable, value in _targets(layer, spec, flatten_from):
         if variable is None:
             _check_droppable(name, key, value)
@@ -207,9 +210,15 @@ def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | No
         check_shape(name, key, value.shape, tuple(variable.shape))
         if value.dtype.name != variable.dtype:
             raise IncompatibleLayerError(f"layer '{name}': {key} is {variable.dtype} but the source is {value.dtype}")
-        variable.assign(value)
+        write.values.append((variable, value))
     if "epsilon" in spec.attrs and hasattr(layer, "epsilon"):
-        layer.epsilon = float(spec.attrs["epsilon"])
+        write.settings["epsilon"] = float(spec.attrs["epsilon"])
+    return write
+
+
+def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> None:
+    """Copy a spec's weights into a built Keras layer (as :func:`prepare`, then written)."""
+    commit([prepare(spec, layer, name, flatten_from=flatten_from)])
 
 
 def settings(layer) -> dict[str, object]:

@@ -84,16 +84,21 @@ def port(
     report = PortReport("PyTorch -> Keras" if to_keras else "Keras -> PyTorch", plan=p)
     report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
     report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
+    writes = []
     for pair in _progress(p.pairs, progress):
         t, k = tg.nodes[pair.torch_name], kg.nodes[pair.keras_name]
-        if to_keras:
-            keras_layers.write(t.spec, k.layer, k.name, flatten_from=k.flatten_from)
+        if to_keras:  # checked now, written below: a problem in the last layer leaves the model untouched
+            writes.append(keras_layers.prepare(t.spec, k.layer, k.name, flatten_from=k.flatten_from))
         else:
             torch_layers.write(k.spec, t.layer, t.name)
         arrays = tensors_of((t if to_keras else k).spec)
         report.pairs.append(pair)
         report.tensors += len(arrays)
         report.bytes += sum(a.nbytes for a in arrays.values())
+    if to_keras:
+        from bnport.keras_writes import commit
+
+        commit(writes)
     return report
 
 

@@ -1,0 +1,97 @@
+"""Writing many values into Keras variables: checked first, then copied with as little data motion as possible.
+
+A port prepares every layer's :class:`Write` (all checks done, nothing changed) and then commits them all, so a
+problem found in the last layer leaves the destination untouched. The values are the neutral layout's views
+(a PyTorch kernel seen in Keras's axis order). Committing one takes exactly the copies the floor takes
+(array -> tensor -> variable), with the first of them doing the transposition: a strided view is gathered into
+a fresh array, which TensorFlow adopts without copying (DLPack); a contiguous value may be the source's own
+memory and goes through Keras's ``assign``, which copies it. Values are written by a few threads at once: numpy's
+gather and TensorFlow's assignment both release the GIL, so the cores share the transposition work.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+# dtypes numpy exports through DLPack and TensorFlow imports; others (bfloat16, ...) take the copying path
+_ADOPTABLE = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8"})
+
+
+@dataclass
+class Write:
+    """What writing one layer sets: attributes (epsilon, momentum) and each variable's new value."""
+
+    layer: object
+    settings: dict[str, float] = field(default_factory=dict)
+    values: list[tuple[keras.Variable, np.ndarray]] = field(default_factory=list)
+
+
+def commit(writes: list[Write], threads: int | None = None) -> None:
+    """Set every write's attributes and assign its values.
+
+    Values that need gathering (strided views: transposed kernels) go to ``threads`` worker threads (default:
+    the core count, at most 4); contiguous ones (BatchNorm vectors, biases) are assigned on the calling thread
+    meanwhile, their cost being Python call overhead rather than bytes.
+    """
+    for write in writes:
+        for attr, value in write.settings.items():
+            setattr(write.layer, attr, value)
+    pending = [pair for write in writes for pair in write.values]
+    gather = sorted((p for p in pending if not p[1].flags.c_contiguous), key=lambda p: -p[1].nbytes)
+    direct = [p for p in pending if p[1].flags.c_contiguous]
+    threads = threads or min(4, os.cpu_count() or 1)
+    if threads == 1 or not gather:
+        for pair in gather + direct:
+            _assign(pair)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="bnport-write") as pool:
+        futures = [pool.submit(_assign, pair) for pair in gather]  # largest first: the threads finish together
+        for pair in direct:
+            _assign(pair)
+        for future in futures:
+            future.result()  # re-raises a failed assignment here
+
+
+def _assign(pair: tuple[keras.Variable, np.ndarray]) -> None:
+    variable, value = pair
+    target = _tf_variable(variable)
+    if value.flags.c_contiguous:  # perhaps the source's own memory: the framework copies it
+        (variable if target is None else target).assign(value)
+        return
+    fresh = _gathered(value)
+    if target is None:
+        variable.assign(fresh)
+    else:
+        import tensorflow as tf
+
+        adopted = fresh.dtype.name in _ADOPTABLE  # TensorFlow takes the fresh array's memory instead of copying it
+        target.assign(tf.experimental.dlpack.from_dlpack(fresh.__dlpack__()) if adopted else fresh, read_value=False)
+
+
+def _tf_variable(variable: keras.Variable):
+    """The TensorFlow variable behind a Keras one (None off TensorFlow, or in a scope that swaps values).
+
+    Keras's own ``assign`` converts, casts and checks the shape at about 0.3 ms a call; bnport has checked
+    shape and dtype in :func:`bnport.keras_layers.prepare`, so it assigns to TensorFlow's variable directly.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    target = variable.value
+    return target if hasattr(target, "handle") and hasattr(target, "assign") else None
+
+
+def _gathered(value: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A contiguous copy of ``value`` in memory aligned for TensorFlow's kernels (Eigen checks 64 bytes).
+
+    TensorFlow's assignment adopts the buffer it is given, so the variable ends up living in this memory.
+    """
+    raw = np.empty(value.nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    out = raw[start:start + value.nbytes].view(value.dtype).reshape(value.shape)
+    np.copyto(out, value)
+    return out
