@@ -77,6 +77,8 @@ def convert(
     report = ConvertReport(src, dst, port(source, target, mapping, strict, allow_bad_stats=allow_bad_stats,
                                           progress=progress))
     _check_settings_survive(report, dst, defined, direction[1])
+    report.port.plan = None  # the plan holds the source model: let it go before the save allocates
+    del source
     _save(target, dst, direction[1])
     return report
 

@@ -12,6 +12,7 @@ gather and TensorFlow's assignment both release the GIL, so the cores share the 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -49,12 +50,32 @@ def commit(writes: list[Write], threads: int | None = None) -> None:
         for pair in gather + direct:
             _assign(pair)
         return
+    budget = _Budget(int(gather[0][1].nbytes * 1.5))  # the largest two never gathered at once: peak memory
     with ThreadPoolExecutor(threads, thread_name_prefix="bnport-write") as pool:
-        futures = [pool.submit(_assign, pair) for pair in gather]  # largest first: the threads finish together
+        futures = [pool.submit(budget.run, _assign, pair) for pair in gather]  # largest first: they finish together
         for pair in direct:
             _assign(pair)
         for future in futures:
             future.result()  # re-raises a failed assignment here
+
+
+class _Budget:
+    """Bytes being gathered at once, at most ``limit`` (a value larger than the limit runs alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.ready = limit, 0, threading.Condition()
+
+    def run(self, fn, pair: tuple[keras.Variable, np.ndarray]) -> None:
+        size = pair[1].nbytes
+        with self.ready:
+            self.ready.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+        try:
+            fn(pair)
+        finally:
+            with self.ready:
+                self.used -= size
+                self.ready.notify_all()
 
 
 def _assign(pair: tuple[keras.Variable, np.ndarray]) -> None:

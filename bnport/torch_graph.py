@@ -9,26 +9,36 @@ from bnport.errors import UnsupportedLayerError
 from bnport.graph import Graph, Node, input_name
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    """``torch.fx.symbolic_trace``, with a bnport error when the model's forward cannot be traced."""
+def dataflow(model: nn.Module) -> fx.Graph:
+    """The ``torch.fx`` graph of ``model.forward`` (weight-holding modules are leaves), with bnport's error."""
+    tracer = fx.Tracer()
     try:
-        return fx.symbolic_trace(model)
+        return tracer.trace(model)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedLayerError(
             f"torch.fx cannot trace {type(model).__name__}.forward ({first}), so bnport cannot see which layer "
             "feeds which; make forward traceable (no data-dependent Python control flow), or wrap the traceable part"
         ) from exc
+    finally:
+        # The tracer and its graph refer to each other and the tracer to every module and tensor of the model:
+        # left alone, the model would outlive its last user until the next garbage collection (a conversion
+        # would hold the source's weights while it saves the destination).
+        vars(tracer).clear()
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace``: the dataflow graph as a module that can be changed and run."""
+    return fx.GraphModule(model, dataflow(model), type(model).__name__)
 
 
 def graph(model: nn.Module) -> Graph:
     """The weight-holding modules of ``model`` in execution order, each with the layers that feed it."""
-    traced = trace(model)
     modules = dict(model.named_modules())
     g = Graph("torch")
     feeds: dict[fx.Node, frozenset[str]] = {}
     inputs = 0
-    for node in traced.graph.nodes:
+    for node in dataflow(model).nodes:
         srcs = frozenset().union(*(feeds.get(a, frozenset()) for a in node.all_input_nodes))
         if node.op == "placeholder":
             feeds[node] = frozenset({input_name(inputs)})
@@ -67,4 +77,4 @@ def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str]) -> bool:
     return True
 
 
-__all__ = ["graph", "trace"]
+__all__ = ["dataflow", "graph", "trace"]

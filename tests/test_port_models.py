@@ -303,3 +303,21 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(porting.sys, "stderr", io.StringIO())  # a pipe or file: no bar
     assert list(porting._progress(list(range(25)), True)) == list(range(25))
     assert porting.sys.stderr.getvalue() == ""
+
+
+def test_a_ported_model_is_freed_when_its_last_user_lets_go():
+    """torch.fx's tracer and graph refer to each other: left alone, they would pin the source's weights until
+    a garbage collection (a conversion would hold both checkpoints while it saves)."""
+    import gc
+    import weakref
+
+    src, dst = torch_model("resnet"), fresh("resnet", "keras")
+    alive = weakref.ref(next(src.parameters()))
+    gc.disable()
+    try:
+        report = port(src, dst)
+        report.plan = None
+        del src, report
+        assert alive() is None
+    finally:
+        gc.enable()
