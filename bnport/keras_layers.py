@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 
@@ -21,7 +23,12 @@ _CONV_T = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 
 def _hollow(variable) -> np.ndarray:
     """A read-only array of the variable's shape and dtype that holds no memory (for shape-only reads)."""
-    return np.broadcast_to(np.zeros((), dtype=variable.dtype), tuple(variable.shape))
+    return _hollow_array(variable.dtype, tuple(variable.shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hollow_array(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)  # read-only, so one per shape serves every layer
 
 
 def _bias(layer, get) -> dict:

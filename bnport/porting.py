@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bnport import health
@@ -73,17 +74,34 @@ def port(
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
     """
-    from bnport import keras_layers, torch_layers
-
     p = plan(src_model, dst_model, mapping)
     p.raise_for_problems(strict=strict)
     to_keras = framework_of(src_model) == TORCH
     tg, kg = p.torch_graph, p.keras_graph
-    if not allow_bad_stats:
-        _refuse_bad_numbers(p.pairs, tg if to_keras else kg, to_keras)
     report = PortReport("PyTorch -> Keras" if to_keras else "Keras -> PyTorch", plan=p)
     report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
     report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
+    with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
+        checked = None
+        if not allow_bad_stats and to_keras:  # numpy reads only: on a worker while the writes are prepared
+            checked = pool.submit(_refuse_bad_numbers, p.pairs, tg, to_keras)
+        elif not allow_bad_stats:
+            _refuse_bad_numbers(p.pairs, kg, to_keras)  # before the loop below writes into PyTorch
+        writes = _prepare(report, p, to_keras, progress)
+        if checked is not None:
+            checked.result()
+    if to_keras:
+        from bnport.keras_writes import commit
+
+        commit(writes)
+    return report
+
+
+def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> list:
+    """Keras destination: every layer's checked write, to commit at once. PyTorch destination: written now."""
+    from bnport import keras_layers, torch_layers
+
+    tg, kg = p.torch_graph, p.keras_graph
     writes = []
     for pair in _progress(p.pairs, progress):
         t, k = tg.nodes[pair.torch_name], kg.nodes[pair.keras_name]
@@ -95,11 +113,7 @@ def port(
         report.pairs.append(pair)
         report.tensors += len(arrays)
         report.bytes += sum(a.nbytes for a in arrays.values())
-    if to_keras:
-        from bnport.keras_writes import commit
-
-        commit(writes)
-    return report
+    return writes
 
 
 def _refuse_bad_numbers(pairs: list[Pair], source: Graph, to_keras: bool) -> None:

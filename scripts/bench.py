@@ -56,6 +56,18 @@ def best(fn, repeat: int = 3) -> float:
     return min(times)
 
 
+def best_interleaved(floor, work, repeat: int) -> tuple[float, float]:
+    """Best wall times of ``floor`` and ``work`` run in turns, so both see the same machine (this one's speed
+    drifts by tens of percent over seconds)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for fn, out in ((floor, times[0]), (work, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
+
+
 def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Seeded weights and non-default BatchNorm statistics, without running the model."""
     gen = torch.Generator().manual_seed(seed)
@@ -81,8 +93,7 @@ def bench_port(torch_factory, keras_factory) -> dict:
         for variable, array in zip(dst.weights, arrays, strict=True):
             variable.assign(array)
 
-    floor_s = best(floor)
-    port_s = best(lambda: port(src, dst))
+    floor_s, port_s = best_interleaved(floor, lambda: port(src, dst), repeat=7)
     return {"floor_s": floor_s, "port_s": port_s, "ratio": port_s / floor_s,
             "params_mib": sum(a.nbytes for a in arrays) / 2**20}
 
