@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import numpy as np
 import pytest
-from models import FIXTURES, SMALL, architectures, fresh, keras_model, torch_model
+from models import FIXTURES, SMALL, architectures, fresh, keras_model, sample, torch_model
 
 from bnport import chart, report
 from bnport.porting import port
@@ -220,3 +220,28 @@ def test_keras_graph_is_cached_per_architecture_and_fed_current_weights():
     assert np.allclose(y, np.asarray(k(x, training=False)), rtol=0, atol=1e-5)
     k.get_layer("bn").epsilon = 0.5  # a setting is part of the architecture: exported again
     assert keras_export.export_keras(k, x.shape).model is not first.model
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
+    """The export passes a function that captures no variable to tf2onnx unfrozen; tf2onnx's own loader
+    (which freezes) must give a graph that computes exactly the same, op for op."""
+    from tf2onnx import tf_loader
+
+    from bnport import keras_export, runtime
+
+    k = keras_model(name)
+    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    frozen = []
+    load = tf_loader.from_function
+    monkeypatch.setattr(tf_loader, "from_function", lambda *a, **kw: frozen.append(1) or load(*a, **kw))
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    fast = keras_export.export_keras(k, x.shape)
+    assert not frozen, "the export fell back to freezing"
+    monkeypatch.setattr(keras_export, "_from_function_with_nothing_to_freeze", lambda original: original)
+    keras_export._CACHE.clear()
+    slow = keras_export.export_keras(k, x.shape)
+    assert frozen, "the comparison did not take tf2onnx's own path"
+    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
+    for a, b in zip(runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x)), strict=True):
+        assert np.array_equal(a, b)
