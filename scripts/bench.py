@@ -15,6 +15,7 @@ Run: .venv/bin/python scripts/bench.py            (ResNet-50, 224x224; a few min
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -185,14 +186,13 @@ def chain(n: int):
 
 
 def bench_scaling(small: int, large: int) -> dict:
-    out = {}
-    for n in (small, large):
-        t, k = chain(n)
-        out[n] = {"plan_s": best(lambda t=t, k=k: plan(t, k), repeat=5),
-                  "port_s": best(lambda t=t, k=k: port(t, k), repeat=5)}
-    return {"layers": [small, large], **{f"{key}_{n}": v[key] for n, v in out.items() for key in v},
-            "plan_ratio": out[large]["plan_s"] / out[small]["plan_s"],
-            "port_ratio": out[large]["port_s"] / out[small]["port_s"]}
+    gc.collect()
+    (ts, ks), (tl, kl) = chain(small), chain(large)
+    plan_small, plan_large = best_interleaved(lambda: plan(ts, ks), lambda: plan(tl, kl), repeat=5)
+    port_small, port_large = best_interleaved(lambda: port(ts, ks), lambda: port(tl, kl), repeat=5)
+    return {"layers": [small, large], f"plan_s_{small}": plan_small, f"plan_s_{large}": plan_large,
+            f"port_s_{small}": port_small, f"port_s_{large}": port_large,
+            "plan_ratio": plan_large / plan_small, "port_ratio": port_large / port_small}
 
 
 def machine() -> str:
