@@ -2,11 +2,11 @@
 
 A port prepares every layer's :class:`Write` (all checks done, nothing changed) and then commits them all, so a
 problem found in the last layer leaves the destination untouched. The values are the neutral layout's views
-(a PyTorch kernel seen in Keras's axis order). Committing one takes exactly the copies the floor takes
-(array -> tensor -> variable), with the first of them doing the transposition: a strided view is gathered into
-a fresh array, which TensorFlow adopts without copying (DLPack); a contiguous value may be the source's own
-memory and goes through Keras's ``assign``, which copies it. Values are written by a few threads at once: numpy's
-gather and TensorFlow's assignment both release the GIL, so the cores share the transposition work.
+(a PyTorch kernel seen in Keras's axis order). A strided view is gathered, transposing as it goes, into a fresh
+64-byte-aligned array that TensorFlow takes over as the variable's buffer (DLPack): one copy, where assigning
+an array takes two (array -> tensor -> variable). A contiguous value may be the source's own memory, so
+TensorFlow copies it. Kernels are gathered by worker threads while the calling thread writes the small
+vectors: numpy's gather and TensorFlow's assignment release the GIL, so the cores share the transposing.
 """
 
 from __future__ import annotations
