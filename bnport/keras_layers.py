@@ -10,7 +10,7 @@ import numpy as np
 from bnport import keras_bn, layout
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.keras_bn import variable_to_numpy
-from bnport.keras_writes import Write, commit
+from bnport.keras_writes import Write
 from bnport.layers import AnySpec, LayerSpec, check_shape
 from bnport.layers import check_droppable as _check_droppable
 from bnport.spec import BatchNormSpec
@@ -221,11 +221,6 @@ def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | 
     if "epsilon" in spec.attrs and hasattr(layer, "epsilon"):
         write.settings["epsilon"] = float(spec.attrs["epsilon"])
     return write
-
-
-def write(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> None:
-    """Copy a spec's weights into a built Keras layer (as :func:`prepare`, then written)."""
-    commit([prepare(spec, layer, name, flatten_from=flatten_from)])
 
 
 def settings(layer) -> dict[str, object]:
