@@ -68,7 +68,8 @@ def port(
 ) -> PortReport:
     """Copy every weight and BatchNorm state of ``src_model`` into ``dst_model`` (direction from the types).
 
-    Everything is planned and checked before the first tensor is written: with ``strict=True`` any unmatched
+    Everything is planned and checked before the first tensor is written (an error leaves ``dst_model`` as it
+    was): with ``strict=True`` any unmatched
     or unsupported weight-holding layer is an error; with ``strict=False`` they are left out and reported.
     Conflicts (shapes, strides, dtypes, flatten order) and ambiguities are errors either way.
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
@@ -83,32 +84,31 @@ def port(
     report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
         checked = None
-        if not allow_bad_stats and to_keras:  # numpy reads only: on a worker while the writes are prepared
-            checked = pool.submit(_refuse_bad_numbers, p.pairs, tg, to_keras)
-        elif not allow_bad_stats:
-            _refuse_bad_numbers(p.pairs, kg, to_keras)  # before the loop below writes into PyTorch
+        if not allow_bad_stats:  # numpy reads only: on a worker while the writes are prepared
+            checked = pool.submit(_refuse_bad_numbers, p.pairs, tg if to_keras else kg, to_keras)
         writes = _prepare(report, p, to_keras, progress)
         if checked is not None:
             checked.result()
     if to_keras:
         from bnport.keras_writes import commit
-
-        commit(writes)
+    else:
+        from bnport.torch_layers import commit
+    commit(writes)
     return report
 
 
 def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> list:
-    """Keras destination: every layer's checked write, to commit at once. PyTorch destination: written now."""
+    """Every layer's checked write, committed once all have passed: an error leaves the destination as it was."""
     from bnport import keras_layers, torch_layers
 
     tg, kg = p.torch_graph, p.keras_graph
     writes = []
     for pair in _progress(p.pairs, progress):
         t, k = tg.nodes[pair.torch_name], kg.nodes[pair.keras_name]
-        if to_keras:  # checked now, written below: a problem in the last layer leaves the model untouched
+        if to_keras:
             writes.append(keras_layers.prepare(t.spec, k.layer, k.name, flatten_from=k.flatten_from))
         else:
-            torch_layers.write(k.spec, t.layer, t.name)
+            writes.append(torch_layers.prepare(k.spec, t.layer, t.name))
         arrays = tensors_of((t if to_keras else k).spec)
         report.pairs.append(pair)
         report.tensors += len(arrays)

@@ -44,9 +44,10 @@ def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def numpy_to_tensor(array: np.ndarray) -> torch.Tensor:
     """A tensor holding the same bits as ``array`` (bfloat16 through ml_dtypes)."""
+    array = np.asarray(array, order="C")  # contiguous, and a 0-d array stays 0-d
     if array.dtype.name == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(array))
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
 
 
 def _torch_dtype(name: str) -> torch.dtype:
@@ -170,21 +171,32 @@ def to_torch(spec: BatchNormSpec, module: nn.Module | None = None, *, input_ndim
     """
     if module is None:
         module = _new_module(spec, input_ndim)
-    else:
-        _check_target(spec, module)
-    module.eps = spec.epsilon
-    module.momentum = spec.torch_momentum
+    settings, values = prepare(spec, module)
+    for attr, value in settings.items():
+        setattr(module, attr, value)
     with torch.no_grad():
-        if module.affine:
-            ones = np.ones(spec.channels, dtype=spec.dtype)
-            module.weight.copy_(numpy_to_tensor(spec.gamma if spec.scale else ones))
-            module.bias.copy_(numpy_to_tensor(spec.beta if spec.center else np.zeros_like(ones)))
-        if spec.track_running_stats:
-            module.running_mean.copy_(numpy_to_tensor(spec.running_mean))
-            module.running_var.copy_(numpy_to_tensor(spec.running_var))
-            nbt = spec.num_batches_tracked
-            module.num_batches_tracked.fill_(NUM_BATCHES_TRACKED_FROM_KERAS if nbt is None else nbt)
+        for tensor, value in values:
+            tensor.copy_(numpy_to_tensor(value))
     return module.eval()
 
 
-__all__ = ["INPUT_NDIMS", "from_torch", "to_torch"]
+def prepare(spec: BatchNormSpec, module: nn.Module) -> tuple[dict[str, object], list[tuple[torch.Tensor, np.ndarray]]]:
+    """Check ``module`` against ``spec`` and return what writing it would set, without writing anything.
+
+    Returns the attributes (``eps``, ``momentum``) and each parameter or buffer with the value it gets.
+    """
+    _check_target(spec, module)
+    values = []
+    if module.affine:
+        ones = np.ones(spec.channels, dtype=spec.dtype)
+        values += [(module.weight, spec.gamma if spec.scale else ones),
+                   (module.bias, spec.beta if spec.center else np.zeros_like(ones))]
+    if spec.track_running_stats:
+        nbt = spec.num_batches_tracked
+        values += [(module.running_mean, spec.running_mean), (module.running_var, spec.running_var),
+                   (module.num_batches_tracked, np.asarray(NUM_BATCHES_TRACKED_FROM_KERAS if nbt is None else nbt,
+                                                           dtype=np.int64))]
+    return {"eps": spec.epsilon, "momentum": spec.torch_momentum}, values
+
+
+__all__ = ["INPUT_NDIMS", "from_torch", "prepare", "to_torch"]

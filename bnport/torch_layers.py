@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -83,33 +86,54 @@ def read(module: nn.Module) -> AnySpec:
     return reader(module)
 
 
-def write(spec: AnySpec, module: nn.Module, name: str) -> None:
-    """Copy a spec's weights into ``module`` (shapes checked; norm epsilons set to the source's)."""
+@dataclass
+class Write:
+    """What writing one module sets: attributes (eps, momentum) and each parameter's or buffer's new value."""
+
+    module: nn.Module
+    settings: dict[str, object] = field(default_factory=dict)
+    values: list[tuple[torch.Tensor, np.ndarray]] = field(default_factory=list)
+
+
+def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
+    """Check that a spec fits ``module`` (kind, shapes, dtypes) and return what writing it sets, writing nothing."""
     if isinstance(spec, BatchNormSpec):
-        torch_bn.to_torch(spec, module)
-        return
+        return Write(module, *torch_bn.prepare(spec, module))
     own = read(module)
     if own.kind != spec.kind:
         raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
-    with torch.no_grad():
-        for key, target in (("weight", module.weight), ("bias", getattr(module, "bias", None))):
-            value = spec.arrays.get(key)
-            if target is None:
-                _check_droppable(name, key, value)
-                continue
-            if value is None:
-                value = (torch.ones if key == "weight" else torch.zeros)(target.shape, dtype=target.dtype).numpy()
-            check_shape(name, key, value.shape, tuple(target.shape))
-            if str(target.dtype)[6:] != value.dtype.name:
-                raise IncompatibleLayerError(
-                    f"layer '{name}': {key} is {str(target.dtype)[6:]} but the source is {value.dtype.name}"
-                )
-            target.copy_(numpy_to_tensor(value))
+    write = Write(module)
+    for key, target in (("weight", module.weight), ("bias", getattr(module, "bias", None))):
+        value = spec.arrays.get(key)
+        if target is None:
+            _check_droppable(name, key, value)
+            continue
+        if value is None:
+            value = (torch.ones if key == "weight" else torch.zeros)(target.shape, dtype=target.dtype).numpy()
+        check_shape(name, key, value.shape, tuple(target.shape))
+        if str(target.dtype)[6:] != value.dtype.name:
+            raise IncompatibleLayerError(
+                f"layer '{name}': {key} is {str(target.dtype)[6:]} but the source is {value.dtype.name}"
+            )
+        write.values.append((target, value))
     if "epsilon" in spec.attrs and hasattr(module, "eps"):
-        module.eps = spec.attrs["epsilon"]
+        write.settings["eps"] = spec.attrs["epsilon"]
+    return write
 
 
-__all__ = ["holds_weights", "read", "supported", "write"]
+def commit(writes: list[Write]) -> None:
+    """Set every write's attributes and copy its values in; BatchNorm modules are left in eval mode."""
+    with torch.no_grad():
+        for write in writes:
+            for attr, value in write.settings.items():
+                setattr(write.module, attr, value)
+            for tensor, value in write.values:
+                tensor.copy_(numpy_to_tensor(value))
+            if isinstance(write.module, _BatchNorm):
+                write.module.eval()
+
+
+__all__ = ["Write", "commit", "holds_weights", "prepare", "read", "supported"]
 
 
 def settings(module: nn.Module) -> dict[str, object]:

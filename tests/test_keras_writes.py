@@ -1,4 +1,4 @@
-"""The Keras write path: strided views gathered once, adopted by TensorFlow, written by several threads.
+"""Writing a port: every layer checked before the first write; Keras kernels gathered once, adopted by TensorFlow.
 
 TensorFlow adopts the gathered buffer as the variable's memory, so these tests run real TensorFlow kernels on
 the written variables (an unaligned buffer aborts the process there), compare every value bit for bit, and
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from models import SMALL, fresh, torch_model
+from models import SMALL, fresh, keras_model, torch_model
 
 from bnport.errors import IncompatibleLayerError
 from bnport.keras_writes import Write, _gathered, commit
@@ -65,12 +65,25 @@ def test_ported_keras_model_shares_no_memory_with_the_source(name, torch):
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def test_a_problem_in_the_last_layer_leaves_the_keras_model_untouched(torch):
-    src, dst = torch_model("mlp"), fresh("mlp", "keras")
+def test_a_problem_found_while_writing_leaves_the_keras_model_untouched():
+    """A Keras BatchNorm built with scale=False cannot hold a trained gamma: the plan pairs it (shapes agree),
+    the write refuses it, after four other layers were checked."""
+    config = fresh("mlp", "keras").get_config()
+    next(c for c in config["layers"] if c["config"].get("name") == "fc1_bn")["config"]["scale"] = False
+    dst = keras.Sequential.from_config(config)
     before = [keras.ops.convert_to_numpy(v.value).copy() for v in dst.weights]
-    last = [m for m in src.modules() if isinstance(m, torch.nn.Linear)][-1]
-    last.weight = torch.nn.Parameter(last.weight.detach().double())  # every layer fits but the last
-    with pytest.raises(IncompatibleLayerError, match="float64"):
-        port(src, dst)
+    with pytest.raises(IncompatibleLayerError, match=r"fc1_bn.*scale=False"):
+        port(torch_model("mlp"), dst)
     after = [keras.ops.convert_to_numpy(v.value) for v in dst.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_a_problem_found_while_writing_leaves_the_torch_model_untouched(torch):
+    """A Linear without bias cannot take a Keras Dense's non-zero bias: found when writing the last layer."""
+    src, dst = keras_model("mlp"), fresh("mlp", "torch")
+    dst[7] = torch.nn.Linear(16, 3, bias=False)
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    with pytest.raises(IncompatibleLayerError, match="bias"):
+        port(src, dst)
+    after = dst.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
