@@ -68,9 +68,9 @@ def port(
 ) -> PortReport:
     """Copy every weight and BatchNorm state of ``src_model`` into ``dst_model`` (direction from the types).
 
-    Everything is planned and checked before the first tensor is written (an error leaves ``dst_model`` as it
-    was): with ``strict=True`` any unmatched
-    or unsupported weight-holding layer is an error; with ``strict=False`` they are left out and reported.
+    Everything is planned and checked before the first tensor is written, so an error leaves ``dst_model`` as
+    it was. With ``strict=True`` any unmatched or unsupported weight-holding layer is an error; with
+    ``strict=False`` they are left out and reported.
     Conflicts (shapes, strides, dtypes, flatten order) and ambiguities are errors either way.
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
