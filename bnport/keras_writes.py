@@ -81,17 +81,17 @@ class _Budget:
 def _assign(pair: tuple[keras.Variable, np.ndarray]) -> None:
     variable, value = pair
     target = _tf_variable(variable)
-    if value.flags.c_contiguous:  # perhaps the source's own memory: the framework copies it
-        (variable if target is None else target).assign(value)
-        return
-    fresh = _gathered(value)
-    if target is None:
-        variable.assign(fresh)
-    else:
-        import tensorflow as tf
+    if not value.flags.c_contiguous:
+        value = _gathered(value)
+        if target is not None and value.dtype.name in _ADOPTABLE:
+            import tensorflow as tf
 
-        adopted = fresh.dtype.name in _ADOPTABLE  # TensorFlow takes the fresh array's memory instead of copying it
-        target.assign(tf.experimental.dlpack.from_dlpack(fresh.__dlpack__()) if adopted else fresh, read_value=False)
+            value = tf.experimental.dlpack.from_dlpack(value.__dlpack__())  # TensorFlow adopts this fresh memory
+    # a contiguous array may be the source's own memory: TensorFlow copies it (the tests check no memory is shared)
+    if target is None:
+        variable.assign(value)
+    else:
+        target.assign(value, read_value=False)
 
 
 def _tf_variable(variable: keras.Variable):
