@@ -10,8 +10,7 @@ import numpy as np
 from bnport import keras_bn, layout
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.keras_bn import variable_to_numpy
-from bnport.keras_writes import Write
-from bnport.layers import AnySpec, LayerSpec, check_shape
+from bnport.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.layers import check_droppable as _check_droppable
 from bnport.spec import BatchNormSpec
 

@@ -1,11 +1,11 @@
 """Writing many values into Keras variables: checked first, then copied with as little data motion as possible.
 
-A port prepares every layer's :class:`Write` (all checks done, nothing changed) and then commits them all, so a
-problem found in the last layer leaves the destination untouched. The values are the neutral layout's views
-(a PyTorch kernel seen in Keras's axis order). A strided view is gathered, transposing as it goes, into a fresh
-64-byte-aligned array that TensorFlow takes over as the variable's buffer (DLPack): one copy, where assigning
-an array takes two (array -> tensor -> variable). A contiguous value may be the source's own memory, so
-TensorFlow copies it. Kernels are gathered by worker threads while the calling thread writes the small
+A port prepares every layer's :class:`bnport.layers.Write` (all checks done, nothing changed) and then commits
+them all, so a problem found in the last layer leaves the destination untouched. The values are the neutral
+layout's views (a PyTorch kernel seen in Keras's axis order). A strided view is gathered, transposing as it goes,
+into a fresh 64-byte-aligned array that TensorFlow takes over as the variable's buffer (DLPack): one copy, where
+assigning an array takes two (array -> tensor -> variable). A contiguous value may be the source's own memory,
+so TensorFlow copies it. Kernels are gathered by worker threads while the calling thread writes the small
 vectors: numpy's gather and TensorFlow's assignment release the GIL, so the cores share the transposing.
 """
 
@@ -14,22 +14,14 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
+from bnport.layers import Write
+
 # dtypes numpy exports through DLPack and TensorFlow imports; others (bfloat16, ...) take the copying path
 _ADOPTABLE = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8"})
-
-
-@dataclass
-class Write:
-    """What writing one layer sets: attributes (epsilon, momentum) and each variable's new value."""
-
-    layer: object
-    settings: dict[str, float] = field(default_factory=dict)
-    values: list[tuple[keras.Variable, np.ndarray]] = field(default_factory=list)
 
 
 def commit(writes: list[Write], threads: int | None = None) -> None:

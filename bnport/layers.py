@@ -48,6 +48,16 @@ class LayerSpec:
 AnySpec = LayerSpec | BatchNormSpec
 
 
+@dataclass
+class Write:
+    """What writing one layer will set, checked but not yet done (each adapter's ``prepare`` makes it, its
+    ``commit`` does it): attributes (epsilon, momentum) and each framework variable with its new value."""
+
+    layer: object
+    settings: dict[str, object] = field(default_factory=dict)
+    values: list[tuple[object, np.ndarray]] = field(default_factory=list)
+
+
 def signature(spec: AnySpec) -> tuple:
     """What must be equal for two layers to be the same layer: kind, weight shapes, groups."""
     if isinstance(spec, BatchNormSpec):

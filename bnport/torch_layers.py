@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bnport import torch_bn
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
-from bnport.layers import AnySpec, LayerSpec, check_shape
+from bnport.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.layers import check_droppable as _check_droppable
 from bnport.spec import BatchNormSpec
 from bnport.torch_bn import numpy_to_tensor, tensor_view
@@ -86,15 +83,6 @@ def read(module: nn.Module) -> AnySpec:
     return reader(module)
 
 
-@dataclass
-class Write:
-    """What writing one module sets: attributes (eps, momentum) and each parameter's or buffer's new value."""
-
-    module: nn.Module
-    settings: dict[str, object] = field(default_factory=dict)
-    values: list[tuple[torch.Tensor, np.ndarray]] = field(default_factory=list)
-
-
 def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
     """Check that a spec fits ``module`` (kind, shapes, dtypes) and return what writing it sets, writing nothing."""
     if isinstance(spec, BatchNormSpec):
@@ -126,14 +114,14 @@ def commit(writes: list[Write]) -> None:
     with torch.no_grad():
         for write in writes:
             for attr, value in write.settings.items():
-                setattr(write.module, attr, value)
+                setattr(write.layer, attr, value)
             for tensor, value in write.values:
                 tensor.copy_(numpy_to_tensor(value))
-            if isinstance(write.module, _BatchNorm):
-                write.module.eval()
+            if isinstance(write.layer, _BatchNorm):
+                write.layer.eval()
 
 
-__all__ = ["Write", "commit", "holds_weights", "prepare", "read", "supported"]
+__all__ = ["commit", "holds_weights", "prepare", "read", "supported"]
 
 
 def settings(module: nn.Module) -> dict[str, object]:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from models import SMALL, fresh, keras_model, torch_model
 
 from bnport.errors import IncompatibleLayerError
-from bnport.keras_writes import Write, _gathered, commit
+from bnport.keras_writes import _gathered, commit
+from bnport.layers import Write
 from bnport.porting import port
 
 DTYPES = ("float32", "float64", "float16", "int32")
