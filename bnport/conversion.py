@@ -9,6 +9,7 @@ epsilon) and notes a different momentum.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from bnport import loading
 from bnport.atomic import check_destination
 from bnport.errors import CheckpointError, UsageError
 from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
-from bnport.frameworks import TORCH
-from bnport.porting import PortReport, port
+from bnport.frameworks import KERAS, TORCH
+from bnport.porting import PortReport, prepared
 
 
 @dataclass
@@ -62,25 +63,40 @@ def convert(
     check_destination(dst, force=force, sources=(src,))
     if not src.is_file():
         raise CheckpointError(f"checkpoint not found: {src}")
-    if direction[0] == TORCH:
-        if keras_model is None:
-            raise UsageError("converting to Keras needs --keras-model (a factory or a .keras file)")
-        source = loading.torch_model(torch_model, src)
-        target = loading.keras_model(keras_model)
-    else:
-        if keras_model is None and keras_kind(src) != KERAS_ARCHIVE:
-            raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
-        source = (loading.keras_model(str(src)) if keras_model is None
-                  else loading.keras_model(keras_model, src))
-        target = loading.torch_model(torch_model)
-    defined = _defined_settings(target, direction[1])  # before the port overwrites them
-    report = ConvertReport(src, dst, port(source, target, mapping, strict, allow_bad_stats=allow_bad_stats,
-                                          progress=progress))
-    _check_settings_survive(report, dst, defined, direction[1])
-    report.port.plan = None  # the plan holds the source model: let it go before the save allocates
-    del source
-    _save(target, dst, direction[1])
+    if direction[0] == TORCH and keras_model is None:
+        raise UsageError("converting to Keras needs --keras-model (a factory or a .keras file)")
+    if direction[0] == KERAS and keras_model is None and keras_kind(src) != KERAS_ARCHIVE:
+        raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
+    framework = direction[1]
+    with (loading.keras_destination(keras_model) if framework == KERAS
+          else nullcontext(loading.torch_model(torch_model))) as target:
+        if framework == KERAS:
+            source = loading.torch_model(torch_model, src)
+        else:
+            source = loading.keras_model(str(src)) if keras_model is None else loading.keras_model(keras_model, src)
+        defined = _defined_settings(target, framework)  # before the port changes them
+        port_report, writes = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats,
+                                       progress=progress)
+        values = _written(writes, framework)
+        report = ConvertReport(src, dst, port_report)
+        _check_settings_survive(report, dst, defined, framework)
+        report.port.plan = None  # the plan holds the source model: let it go before the save allocates
+        del source, writes
+        _save(target, dst, framework, values)
     return report
+
+
+def _written(writes: list, framework: str) -> list | None:
+    """PyTorch: the writes done. Keras: the values for the save, the variables untouched (they may have no
+    values of their own, see :mod:`bnport.keras_hollow`)."""
+    if framework == KERAS:
+        from bnport import keras_writes
+
+        return keras_writes.values(writes)
+    from bnport import torch_layers
+
+    torch_layers.commit(writes)
+    return None
 
 
 def _defined_settings(model, framework: str) -> dict[str, dict]:
@@ -125,12 +141,12 @@ def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str,
         )
 
 
-def _save(model, dst: Path, target: str) -> None:
-    if target == TORCH:
+def _save(model, dst: Path, framework: str, values: list | None) -> None:
+    if framework == TORCH:
         from bnport import torch_files
 
         torch_files.write_state_dict(model.state_dict(), dst)
     else:
         from bnport import keras_files
 
-        keras_files.save(model, dst)
+        keras_files.save(model, dst, values)

@@ -7,6 +7,8 @@ into a fresh 64-byte-aligned array that TensorFlow takes over as the variable's 
 assigning an array takes two (array -> tensor -> variable). A contiguous value may be the source's own memory,
 so TensorFlow copies it. Kernels are gathered by worker threads while the calling thread writes the small
 vectors: numpy's gather and TensorFlow's assignment release the GIL, so the cores share the transposing.
+A conversion does not write the variables at all: :func:`values` gathers the same way and hands the values to
+the save (:mod:`bnport.keras_hollow`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,27 @@ def commit(writes: list[Write], threads: int | None = None) -> None:
     the core count, at most 4); contiguous ones (BatchNorm vectors, biases) are assigned on the calling thread
     meanwhile, their cost being Python call overhead rather than bytes.
     """
+    _run(writes, threads, _assign, budget=True)
+
+
+def values(writes: list[Write], threads: int | None = None) -> list[tuple[keras.Variable, object]]:
+    """Set every write's attributes and return each variable with its value, for a save that reads them from a
+    ``keras.StatelessScope`` (:func:`bnport.keras_files.save`): the variables are not touched.
+
+    Strided views are gathered as in :func:`commit` (TensorFlow tensors adopting the gathered memory); contiguous
+    values are returned as they are (they may be the source's memory: read them, do not keep them).
+    """
+    out: dict[int, tuple[keras.Variable, object]] = {}
+
+    def keep(pair: tuple[keras.Variable, np.ndarray]) -> None:
+        variable, value = pair
+        out[id(variable)] = (variable, _adoptable(value) if not value.flags.c_contiguous else value)
+
+    _run(writes, threads, keep, budget=False)  # every value is kept: bounding the bytes in flight gains nothing
+    return list(out.values())
+
+
+def _run(writes: list[Write], threads: int | None, fn, *, budget: bool) -> None:
     for write in writes:
         for attr, value in write.settings.items():
             setattr(write.layer, attr, value)
@@ -40,13 +63,13 @@ def commit(writes: list[Write], threads: int | None = None) -> None:
     threads = threads or min(4, os.cpu_count() or 1)
     if threads == 1 or not gather:
         for pair in gather + direct:
-            _assign(pair)
+            fn(pair)
         return
-    budget = _Budget(int(gather[0][1].nbytes * 1.5))  # the largest two never gathered at once: peak memory
+    limit = _Budget(int(gather[0][1].nbytes * 1.5) if budget else sum(p[1].nbytes for p in gather))
     with ThreadPoolExecutor(threads, thread_name_prefix="bnport-write") as pool:
-        futures = [pool.submit(budget.run, _assign, pair) for pair in gather]  # largest first: they finish together
+        futures = [pool.submit(limit.run, fn, pair) for pair in gather]  # largest first: they finish together
         for pair in direct:
-            _assign(pair)
+            fn(pair)
         for future in futures:
             future.result()  # re-raises a failed assignment here
 
@@ -74,16 +97,22 @@ def _assign(pair: tuple[keras.Variable, np.ndarray]) -> None:
     variable, value = pair
     target = _tf_variable(variable)
     if not value.flags.c_contiguous:
-        value = _gathered(value)
-        if target is not None and value.dtype.name in _ADOPTABLE:
-            import tensorflow as tf
-
-            value = tf.experimental.dlpack.from_dlpack(value.__dlpack__())  # TensorFlow adopts this fresh memory
+        value = _adoptable(value) if target is not None else _gathered(value)
     # a contiguous array may be the source's own memory: TensorFlow copies it (the tests check no memory is shared)
     if target is None:
         variable.assign(value)
     else:
         target.assign(value, read_value=False)
+
+
+def _adoptable(value: np.ndarray):
+    """``value`` gathered into fresh aligned memory, as a TensorFlow tensor owning that memory when it can."""
+    value = _gathered(value)
+    if keras.backend.backend() != "tensorflow" or value.dtype.name not in _ADOPTABLE:
+        return value
+    import tensorflow as tf
+
+    return tf.experimental.dlpack.from_dlpack(value.__dlpack__())  # TensorFlow adopts this fresh memory
 
 
 def _tf_variable(variable: keras.Variable):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bnport.errors import UsageError
@@ -48,18 +50,37 @@ def _checked(model, factory: str):
     return model
 
 
+@contextmanager
+def keras_destination(model_ref: str) -> Iterator[object]:
+    """A Keras model to convert into, for the ``with`` block: a factory's model is built without initial values
+    (:mod:`bnport.keras_hollow`: its variables must be saved with the converted values); a ``.keras`` file is
+    loaded as it is."""
+    import keras
+
+    from bnport import keras_hollow
+
+    if _is_archive(model_ref):
+        yield keras_model(model_ref)
+        return
+    with keras_hollow.built(lambda: build(model_ref)) as model:
+        if not isinstance(model, keras.Model):
+            raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
+        yield model
+
+
 def keras_model(model_ref: str, weights: str | Path | None = None):
     """A Keras model from a ``.keras`` file (safe mode) or a factory, with optional weights loaded."""
     import keras
 
     from bnport import keras_files
 
-    if keras_kind(model_ref) == KERAS_ARCHIVE and ":" not in Path(model_ref).name:
-        model = keras_files.load_model(model_ref)
-    else:
-        model = build(model_ref)
+    model = keras_files.load_model(model_ref) if _is_archive(model_ref) else build(model_ref)
     if not isinstance(model, keras.Model):
         raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
     if weights is not None:
         keras_files.load_weights(model, weights)
     return model
+
+
+def _is_archive(model_ref: str) -> bool:
+    return keras_kind(model_ref) == KERAS_ARCHIVE and ":" not in Path(model_ref).name

@@ -10,8 +10,10 @@ from bnport import health
 from bnport.errors import SpecError
 from bnport.frameworks import TORCH, framework_of, torch_and_keras
 from bnport.graph import Graph
-from bnport.layers import tensors_of
+from bnport.layers import Write, tensors_of
 from bnport.pairing import Pair, Plan, match
+
+TO_KERAS, TO_TORCH = "PyTorch -> Keras", "Keras -> PyTorch"
 
 
 def plan(src_model, dst_model, mapping: object = None) -> Plan:
@@ -75,11 +77,26 @@ def port(
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
     """
+    report, writes = prepared(src_model, dst_model, mapping, strict, allow_bad_stats=allow_bad_stats,
+                              progress=progress)
+    if report.direction == TO_KERAS:
+        from bnport.keras_writes import commit
+    else:
+        from bnport.torch_layers import commit
+    commit(writes)
+    return report
+
+
+def prepared(
+    src_model, dst_model, mapping: object = None, strict: bool = True, *, allow_bad_stats: bool = False,
+    progress: bool = False,
+) -> tuple[PortReport, list[Write]]:
+    """:func:`port` up to, not including, the writes: the report and every layer's checked write."""
     p = plan(src_model, dst_model, mapping)
     p.raise_for_problems(strict=strict)
     to_keras = framework_of(src_model) == TORCH
     tg, kg = p.torch_graph, p.keras_graph
-    report = PortReport("PyTorch -> Keras" if to_keras else "Keras -> PyTorch", plan=p)
+    report = PortReport(TO_KERAS if to_keras else TO_TORCH, plan=p)
     report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
     report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
@@ -89,12 +106,7 @@ def port(
         writes = _prepare(report, p, to_keras, progress)
         if checked is not None:
             checked.result()
-    if to_keras:
-        from bnport.keras_writes import commit
-    else:
-        from bnport.torch_layers import commit
-    commit(writes)
-    return report
+    return report, writes
 
 
 def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> list:
