@@ -18,7 +18,7 @@ from bnport.atomic import check_destination
 from bnport.errors import CheckpointError, UsageError
 from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
 from bnport.frameworks import KERAS, TORCH
-from bnport.porting import PortReport, prepared
+from bnport.porting import PortReport, Prepared, prepared
 
 
 @dataclass
@@ -75,27 +75,26 @@ def convert(
         else:
             source = loading.keras_model(str(src)) if keras_model is None else loading.keras_model(keras_model, src)
         defined = _defined_settings(target, framework)  # before the port changes them
-        port_report, writes = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats,
-                                       progress=progress)
-        values = _written(writes, framework)
-        report = ConvertReport(src, dst, port_report)
+        ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
+        values = _written(ready, framework)
+        report = ConvertReport(src, dst, ready.report)
         _check_settings_survive(report, dst, defined, framework)
         report.port.plan = None  # the plan holds the source model: let it go before the save allocates
-        del source, writes
+        del source, ready
         _save(target, dst, framework, values)
     return report
 
 
-def _written(writes: list, framework: str) -> list | None:
+def _written(ready: Prepared, framework: str) -> list | None:
     """PyTorch: the writes done. Keras: the values for the save, the variables untouched (they may have no
     values of their own, see :mod:`bnport.keras_hollow`)."""
     if framework == KERAS:
         from bnport import keras_writes
 
-        return keras_writes.values(writes)
+        return keras_writes.values(ready.writes, early=ready.early)
     from bnport import torch_layers
 
-    torch_layers.commit(writes)
+    torch_layers.commit(ready.writes)
     return None
 
 

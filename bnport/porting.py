@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bnport import health
 from bnport.errors import SpecError
@@ -12,6 +13,9 @@ from bnport.frameworks import TORCH, framework_of, torch_and_keras
 from bnport.graph import Graph
 from bnport.layers import Write, tensors_of
 from bnport.pairing import Pair, Plan, match
+
+if TYPE_CHECKING:
+    from bnport.early_kernels import EarlyKernels
 
 TO_KERAS, TO_TORCH = "PyTorch -> Keras", "Keras -> PyTorch"
 
@@ -77,21 +81,34 @@ def port(
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
     """
-    report, writes = prepared(src_model, dst_model, mapping, strict, allow_bad_stats=allow_bad_stats,
-                              progress=progress)
-    if report.direction == TO_KERAS:
+    ready = prepared(src_model, dst_model, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
+    if ready.report.direction == TO_KERAS:
         from bnport.keras_writes import commit
+
+        commit(ready.writes, early=ready.early)
     else:
         from bnport.torch_layers import commit
-    commit(writes)
-    return report
+
+        commit(ready.writes)
+    return ready.report
+
+
+@dataclass
+class Prepared:
+    """A port planned and checked, nothing written yet: its report, every layer's write and, into Keras, the
+    kernels already copied into Keras's layout (:mod:`bnport.early_kernels`)."""
+
+    report: PortReport
+    writes: list[Write]
+    early: EarlyKernels | None = None
 
 
 def prepared(
     src_model, dst_model, mapping: object = None, strict: bool = True, *, allow_bad_stats: bool = False,
     progress: bool = False,
-) -> tuple[PortReport, list[Write]]:
-    """:func:`port` up to, not including, the writes: the report and every layer's checked write."""
+) -> Prepared:
+    """:func:`port` up to, not including, the writes."""
+    early = _early_kernels(src_model, dst_model)  # copying on a worker while the graphs are traced
     p = plan(src_model, dst_model, mapping)
     p.raise_for_problems(strict=strict)
     to_keras = framework_of(src_model) == TORCH
@@ -106,7 +123,19 @@ def prepared(
         writes = _prepare(report, p, to_keras, progress)
         if checked is not None:
             checked.result()
-    return report, writes
+    return Prepared(report, writes, early)
+
+
+def _early_kernels(src_model, dst_model) -> EarlyKernels | None:
+    if framework_of(src_model) != TORCH or framework_of(dst_model) == TORCH:
+        return None
+    import keras
+
+    if keras.backend.backend() != "tensorflow":  # the copies are handed to TensorFlow
+        return None
+    from bnport.early_kernels import EarlyKernels
+
+    return EarlyKernels(src_model)
 
 
 def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> list:

@@ -1,0 +1,102 @@
+"""PyTorch kernels transposed into Keras's layout while a port is still tracing the two graphs.
+
+Tracing (torch.fx, the Keras walk) and pairing are Python holding the GIL, about 55 ms for ResNet-50; the
+transposes are memory-bound copies, about as long, that need no Python once started. So before planning, a
+port into Keras guesses the layout each convolution and Linear weight will take (a plain Conv1D/2D/3D or Dense:
+spatial axes, then in, then out) and copies them all in one PyTorch call (``torch._foreach_copy_``, which
+releases the GIL for the whole list) on a worker thread. When the writes are known, :meth:`EarlyKernels.claim`
+hands over a copy only if it was made from exactly the view the write needs (same memory, shape, strides and
+dtype): a guess that does not fit (a depthwise kernel, a Dense after a Flatten, a weight with a
+parametrization) is simply not used, and the write gathers its value as usual.
+
+At most ``limit`` bytes are copied ahead (default 256 MiB): the copies exist beside the source and the
+destination until they replace the destination's buffers, so a very large model keeps the rest for the usual
+path, which bounds what it holds at once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+_LIMIT = 256 * 2**20
+_ALIGNMENT = 64  # TensorFlow's kernels need it of a buffer it adopts; PyTorch's CPU allocator gives it
+
+
+class EarlyKernels:
+    """Copies, made on a worker thread, of a PyTorch model's kernels seen in Keras's layout."""
+
+    def __init__(self, model: torch.nn.Module, limit: int = _LIMIT) -> None:
+        views, copies, used = [], [], 0
+        for module in model.modules():
+            weight = _plain_kernel(module)
+            if weight is None or used + weight.nbytes > limit:
+                continue
+            view = weight.permute(*range(2, weight.ndim), 1, 0)
+            views.append(view)
+            copies.append(torch.empty(view.shape, dtype=view.dtype))
+            used += weight.nbytes
+        self._ready: dict[tuple, torch.Tensor] = {_key_of_tensor(v): c for v, c in zip(views, copies, strict=True)}
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._copy_all, args=(copies, views), name="bnport-early-kernels",
+                                        daemon=True)
+        if views:
+            self._thread.start()
+        self.used = 0  # how many copies were claimed
+
+    def claim(self, value: np.ndarray) -> torch.Tensor | None:
+        """The copy being made of ``value`` (a view of the source's memory), or None if none is made of it.
+
+        The copy is complete only once :meth:`wait` has returned.
+        """
+        copy = self._ready.pop(_key_of_array(value), None)
+        if copy is None or copy.data_ptr() % _ALIGNMENT:
+            return None
+        self.used += 1
+        return copy
+
+    def wait(self) -> bool:
+        """Wait until every copy is made; False if copying failed (then no claimed copy may be used)."""
+        if self._thread.ident is not None:  # started (there was something to copy)
+            self._thread.join()
+        return self._failed is None
+
+    def close(self) -> None:
+        """Wait for the worker and drop the copies nobody claimed."""
+        self.wait()
+        self._ready.clear()
+
+    def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor]) -> None:
+        try:
+            with torch.no_grad():
+                if hasattr(torch, "_foreach_copy_"):
+                    torch._foreach_copy_(copies, views)
+                else:  # one call per kernel: slower while the calling thread holds the GIL, but the same result
+                    for copy, view in zip(copies, views, strict=True):
+                        copy.copy_(view)
+        except BaseException as exc:  # reported by wait(); the writes then gather as usual
+            self._failed = exc
+
+
+def _plain_kernel(module: torch.nn.Module) -> torch.Tensor | None:
+    """The weight of a Linear or an ungrouped, untransposed convolution, as a plain CPU tensor (else None)."""
+    if isinstance(module, torch.nn.Linear) or (
+        isinstance(module, torch.nn.modules.conv._ConvNd) and not module.transposed and module.groups == 1
+    ):
+        weight = module.__dict__.get("_parameters", {}).get("weight")
+        if isinstance(weight, torch.Tensor) and weight.device.type == "cpu" and weight.dtype.is_floating_point \
+                and weight.dtype != torch.bfloat16 and not weight.is_meta:
+            return weight.detach()
+    return None
+
+
+def _key_of_tensor(view: torch.Tensor) -> tuple:
+    itemsize = view.element_size()
+    return (view.data_ptr(), tuple(view.shape), tuple(s * itemsize for s in view.stride()),
+            np.dtype(str(view.dtype).removeprefix("torch.")).str)
+
+
+def _key_of_array(value: np.ndarray) -> tuple:
+    return (value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str)

@@ -1,0 +1,103 @@
+"""Kernels copied into Keras's layout while the port traces the graphs: used only when exactly what a write needs."""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from models import SMALL, fresh, torch_model
+
+from bnport.early_kernels import EarlyKernels
+from bnport.keras_writes import commit
+from bnport.porting import prepared
+
+
+@st.composite
+def kernels(draw):
+    """A Conv1d/2d/3d or Linear with random sizes and a float dtype, and the Keras layout of its weight."""
+    dims = draw(st.integers(0, 3))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.float16]))
+    cin, cout = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    if dims == 0:
+        module = torch.nn.Linear(cin, cout)
+    else:
+        conv = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)[dims - 1]
+        module = conv(cin, cout, tuple(draw(st.lists(st.integers(1, 4), min_size=dims, max_size=dims))))
+    return module.to(dtype), (*range(2, dims + 2), 1, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kernels())
+def test_the_copy_is_the_keras_layout_view_bit_for_bit(case):
+    module, axes = case
+    weight = module.weight.detach().numpy()
+    early = EarlyKernels(module)
+    view = np.transpose(weight, axes)
+    for other in itertools.permutations(range(weight.ndim)):  # another layout (depthwise, ...): not this copy
+        seen = np.transpose(weight, other)
+        if (seen.shape, seen.strides) != (view.shape, view.strides):
+            assert early.claim(seen) is None
+    assert early.claim(np.transpose(weight.copy(), axes)) is None  # same values elsewhere in memory: not its view
+    copy = early.claim(view)
+    assert copy is not None and early.claim(view) is None  # claimed once
+    early.wait()
+    got = copy.numpy()
+    assert got.dtype == view.dtype and np.array_equal(got, view) and got.flags.c_contiguous
+    assert copy.data_ptr() % 64 == 0 and not np.shares_memory(got, weight)
+
+
+@pytest.mark.parametrize("module", [
+    torch.nn.Conv2d(4, 4, 3, groups=2),  # grouped: another Keras layout
+    torch.nn.Conv2d(4, 4, 3, groups=4),  # depthwise
+    torch.nn.ConvTranspose2d(4, 3, 3),
+    torch.nn.Linear(4, 3).to(torch.bfloat16),  # numpy has no bfloat16
+    torch.nn.BatchNorm2d(4),
+])
+def test_layers_of_another_layout_are_not_copied(module):
+    early = EarlyKernels(module)
+    early.close()
+    assert not early._ready and early.claim(np.transpose(module.weight.detach().float().numpy())) is None
+
+
+def test_at_most_limit_bytes_are_copied_ahead():
+    model = torch.nn.Sequential(*(torch.nn.Linear(32, 32) for _ in range(4)))  # 4 KiB each
+    early = EarlyKernels(model, limit=3 * 32 * 32 * 4)
+    assert len(early._ready) == 3
+    early.close()
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_a_port_with_early_copies_writes_what_one_without_writes(name):
+    src = torch_model(name)
+    with_early, without = fresh(name, "keras"), fresh(name, "keras")
+    ready = prepared(src, with_early)
+    commit(ready.writes, early=ready.early)
+    commit(prepared(src, without).writes, early=None)
+    for a, b in zip(with_early.weights, without.weights, strict=True):
+        got, want = keras.ops.convert_to_numpy(a.value), keras.ops.convert_to_numpy(b.value)
+        assert got.dtype == want.dtype and np.array_equal(got, want), a.path
+        assert np.array_equal(keras.ops.convert_to_numpy(keras.ops.negative(a.value)), -want)  # a kernel reads it
+    plain = sum(1 for m in src.modules() if isinstance(m, torch.nn.Linear)
+                or (isinstance(m, torch.nn.Conv2d | torch.nn.Conv1d | torch.nn.Conv3d) and m.groups == 1))
+    flattened = 1 if name == "mlp" else 0  # the Dense after a Flatten takes permuted rows: its own gather
+    assert ready.early.used == plain - flattened > 0
+
+
+def test_if_copying_fails_the_writes_gather_as_usual(monkeypatch):
+    def broken(copies, views):
+        copies[0].fill_(123.0)  # a half-made copy must not be used
+        raise RuntimeError("simulated failure in the worker")
+
+    monkeypatch.setattr(torch, "_foreach_copy_", broken)
+    src, dst, want = torch_model("resnet"), fresh("resnet", "keras"), fresh("resnet", "keras")
+    ready = prepared(src, dst)
+    commit(ready.writes, early=ready.early)
+    assert ready.early.used > 0 and not ready.early.wait()
+    commit(prepared(src, want).writes, early=None)
+    for a, b in zip(dst.weights, want.weights, strict=True):
+        assert np.array_equal(keras.ops.convert_to_numpy(a.value), keras.ops.convert_to_numpy(b.value)), a.path
