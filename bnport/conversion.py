@@ -18,6 +18,7 @@ from bnport.atomic import check_destination
 from bnport.errors import CheckpointError, UsageError
 from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
 from bnport.frameworks import KERAS, TORCH
+from bnport.pairing import Plan
 from bnport.porting import PortReport, Prepared, prepared
 
 
@@ -74,8 +75,8 @@ def convert(
             source = loading.torch_model(torch_model, src)
         else:
             source = loading.keras_model(str(src)) if keras_model is None else loading.keras_model(keras_model, src)
-        defined = _defined_settings(target, framework)  # before the port changes them
         ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
+        defined = _defined_settings(ready.report.plan, framework)  # before the writes change them
         values = _written(ready, framework)
         report = ConvertReport(src, dst, ready.report)
         _check_settings_survive(report, dst, defined, framework)
@@ -98,16 +99,17 @@ def _written(ready: Prepared, framework: str) -> list | None:
     return None
 
 
-def _defined_settings(model, framework: str) -> dict[str, dict]:
-    """Each weight-holding layer's settings as the model definition made them (epsilon, momentum)."""
+def _defined_settings(plan: Plan, framework: str) -> dict[str, dict]:
+    """Each destination layer's settings as the model definition made them (epsilon, momentum)."""
     if framework == TORCH:
-        from bnport import torch_layers
+        from bnport import torch_layers as side
 
-        return {name: torch_layers.settings(m) for name, m in model.named_modules()}
-    from bnport import keras_graph, keras_layers
+        graph = plan.torch_graph
+    else:
+        from bnport import keras_layers as side
 
-    return {name: keras_layers.settings(node.layer)
-            for name, node in keras_graph.graph(model, hollow=True).nodes.items()}
+        graph = plan.keras_graph
+    return {name: side.settings(node.layer) for name, node in graph.nodes.items()}
 
 
 def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str, dict], target: str) -> None:

@@ -57,16 +57,16 @@ def best(fn, repeat: int = 3) -> float:
     return min(times)
 
 
-def best_interleaved(floor, work, repeat: int) -> tuple[float, float]:
-    """Best wall times of ``floor`` and ``work`` run in turns, so both see the same machine (this one's speed
-    drifts by tens of percent over seconds)."""
-    times: tuple[list[float], list[float]] = ([], [])
+def best_interleaved(*fns, repeat: int) -> tuple[float, ...]:
+    """Best wall time of each of ``fns``, run in turns, so all see the same machine (this one's speed drifts by
+    tens of percent over seconds)."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        for fn, out in ((floor, times[0]), (work, times[1])):
+        for fn, out in zip(fns, times, strict=True):
             start = time.perf_counter()
             fn()
             out.append(time.perf_counter() - start)
-    return min(times[0]), min(times[1])
+    return tuple(min(t) for t in times)
 
 
 def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -94,7 +94,7 @@ def bench_port(torch_factory, keras_factory) -> dict:
         for variable, array in zip(dst.weights, arrays, strict=True):
             variable.assign(array)
 
-    floor_s, port_s = best_interleaved(floor, lambda: port(src, dst), repeat=7)
+    floor_s, port_s = best_interleaved(floor, lambda: port(src, dst), repeat=15)  # 0.1 s each: cheap
     return {"floor_s": floor_s, "port_s": port_s, "ratio": port_s / floor_s,
             "params_mib": sum(a.nbytes for a in arrays) / 2**20}
 
@@ -114,8 +114,9 @@ def bench_convert(torch_ref: str, keras_ref: str, tmp: Path) -> dict:
         torch.load(src, map_location="cpu", weights_only=True)
         architectures.__dict__[keras_ref.split(":")[1]]().save_weights(dst)
 
-    floor_s, floor_build_s = best(floor), best(floor_with_build)
-    convert_s = best(lambda: convert(src, dst, torch_model=torch_ref, keras_model=keras_ref, force=True))
+    floor_s, floor_build_s, convert_s = best_interleaved(
+        floor, floor_with_build, lambda: convert(src, dst, torch_model=torch_ref, keras_model=keras_ref, force=True),
+        repeat=5)
     memory = _convert_memory(src, dst, torch_ref, keras_ref)
     return {"checkpoint_mib": src.stat().st_size / 2**20, "floor_s": floor_s, "floor_with_build_s": floor_build_s,
             "convert_s": convert_s, "ratio": convert_s / floor_s, "ratio_with_build": convert_s / floor_build_s,
