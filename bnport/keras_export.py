@@ -156,7 +156,7 @@ def _convert(call, input_shape, dtype: str, name: str, n_trainable: int, variabl
 
 @contextlib.contextmanager
 def _tf2onnx_fast_paths() -> Iterator[None]:
-    """Three tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
+    """Four tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
 
     * No graph optimizers: they only tidy transposes, which ONNX Runtime's own optimizer removes (same
       outputs, same run time; measured on ResNet-50).
@@ -164,22 +164,44 @@ def _tf2onnx_fast_paths() -> Iterator[None]:
       uniting the sets: the same set of nodes, but linear instead of quadratic for a tapped model with a
       hundred outputs (ResNet-50 with 107 taps: the walk went from 7 s to a fraction of a second).
     * No freezing of a function that captures no variable (see ``_from_function_with_nothing_to_freeze``).
+    * ``Graph.replace_all_inputs`` given every node of the graph (as ``Graph.__init__`` does once per graph
+      output, to put an Identity behind it) visits only the nodes that read the replaced name, from the graph's
+      own index of consumers: the same rewiring, without a pass over the whole graph per output (about 0.5 s
+      for a tapped ResNet-50).
     """
     import tf2onnx.optimizer
     from tf2onnx import tf_loader
     from tf2onnx.graph import Graph
 
     optimizers, extract = tf2onnx.optimizer._get_optimizers, Graph.extract_sub_graph_nodes
-    load = tf_loader.from_function
+    load, replace = tf_loader.from_function, Graph.replace_all_inputs
     tf2onnx.optimizer._get_optimizers = dict
     Graph.extract_sub_graph_nodes = _extract_sub_graph_nodes_once
     tf_loader.from_function = _from_function_with_nothing_to_freeze(load)
+    Graph.replace_all_inputs = _replace_all_inputs_indexed(replace)
     try:
         yield
     finally:
         tf2onnx.optimizer._get_optimizers = optimizers
         Graph.extract_sub_graph_nodes = extract
         tf_loader.from_function = load
+        Graph.replace_all_inputs = replace
+
+
+def _replace_all_inputs_indexed(replace: Callable) -> Callable:
+    """tf2onnx's ``Graph.replace_all_inputs``, through the consumer index when it is handed the whole graph.
+
+    Given ``ops=graph.get_nodes()`` it checks every node; the nodes it can change are those reading
+    ``old_input``, which the graph's ``_output_to_consumers`` index lists (tf2onnx's own path when ``ops`` is
+    None). Graphs with subgraphs (control flow) keep the original behaviour.
+    """
+
+    def replace_all_inputs(self, old_input, new_input, ops=None):
+        if ops is not None and ops is self._nodes and not self.contained_graphs and not self._input_to_graph:
+            ops = None
+        return replace(self, old_input, new_input, ops=ops)
+
+    return replace_all_inputs
 
 
 def _from_function_with_nothing_to_freeze(load: Callable) -> Callable:

@@ -245,3 +245,34 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     for a, b in zip(runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x)), strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(name, monkeypatch):
+    """With a tap on every weight-holding layer (as verify exports), tf2onnx puts an Identity behind each output;
+    bnport has it find the readers of each output from its index instead of scanning the graph: same ops, same
+    numbers as tf2onnx's own scan."""
+    from bnport import keras_export, runtime
+    from bnport.keras_graph import graph
+
+    k = keras_model(name)
+    tapped, _, _ = keras_export.with_taps(k, list(graph(k).nodes))
+    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    indexed = []
+    patched = keras_export._replace_all_inputs_indexed
+
+    def counting(replace):
+        fast = patched(replace)
+        return lambda self, old, new, ops=None: indexed.append(ops is self._nodes) or fast(self, old, new, ops)
+
+    monkeypatch.setattr(keras_export, "_replace_all_inputs_indexed", counting)
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    fast = keras_export.export_keras(tapped, x.shape)
+    assert sum(indexed) >= len(tapped.outputs) - 1, "the indexed path was not taken"
+    monkeypatch.setattr(keras_export, "_replace_all_inputs_indexed", lambda original: original)
+    keras_export._CACHE.clear()
+    slow = keras_export.export_keras(tapped, x.shape)
+    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
+    assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
+    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
+    assert len(got) == len(tapped.outputs) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
