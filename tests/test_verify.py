@@ -153,6 +153,9 @@ def test_reports_json_junit_html(resnet_pair, tmp_path):
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert failed[0] == "layer2.bn1 <-> stage2_1_bn" and int(suite.get("failures")) == len(failed)
     assert "[epsilon]" in cases[[c.get("name") for c in cases].index(failed[0])].find("failure").text
+    assert set(r.seconds) == {"export_torch", "export_keras", "onnxruntime", "total"}
+    assert float(suite.get("time")) == pytest.approx(r.seconds["total"], abs=1e-3)  # wall time: stages overlap
+    assert r.seconds["total"] >= max(r.seconds["export_torch"], r.seconds["export_keras"])
 
     report.write_html(r, tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
