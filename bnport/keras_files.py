@@ -69,7 +69,7 @@ def save(model: keras.Model, path: str | Path, values: list[tuple[keras.Variable
 def _skipsets_cached() -> Iterator[None]:
     """Let Keras's saver find the attribute skip sets it computes (about 0.4 s of a ResNet-50 save).
 
-    Keras 3 (checked up to 3.15) caches ``get_attr_skipset`` under ``saving_attr_skipset_<type>`` but looks it up
+    Keras 3.15.1 (the pinned version) caches ``get_attr_skipset`` under ``saving_attr_skipset_<type>`` but looks it up
     under ``saving_attr_skiplist_<type>``, so every layer it saves builds a throwaway ``Layer()`` to list that
     class's attributes. This stores the sets under the name looked up for the duration of one save, and leaves
     Keras's per-thread state as it was. Anything unexpected (Keras renamed things) just skips the shortcut.

@@ -5,10 +5,11 @@ them all, so a problem found in the last layer leaves the destination untouched.
 layout's views (a PyTorch kernel seen in Keras's axis order). A strided view is gathered, transposing as it goes,
 into a fresh 64-byte-aligned array that TensorFlow takes over as the variable's buffer (DLPack): one copy, where
 assigning an array takes two (array -> tensor -> variable). A contiguous value may be the source's own memory,
-so TensorFlow copies it. Kernels are gathered by worker threads while the calling thread writes the small
-vectors: numpy's gather and TensorFlow's assignment release the GIL, so the cores share the transposing.
-A conversion does not write the variables at all: :func:`values` gathers the same way and hands the values to
-the save (:mod:`bnport.keras_hollow`).
+so it is assigned from a private copy. Kernels are gathered by worker threads while the calling thread writes
+the small vectors: numpy's gather and TensorFlow's assignment release the GIL, so the cores share the
+transposing; a kernel already copied while the port was planned (:mod:`bnport.early_kernels`) is adopted as
+it is, once the small vectors are written. A conversion does not write the variables at all: :func:`values`
+gathers the same way and hands the values to the save (:mod:`bnport.keras_hollow`).
 """
 
 from __future__ import annotations
