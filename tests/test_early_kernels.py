@@ -101,3 +101,26 @@ def test_if_copying_fails_the_writes_gather_as_usual(monkeypatch):
     commit(prepared(src, want).writes, early=None)
     for a, b in zip(dst.weights, want.weights, strict=True):
         assert np.array_equal(keras.ops.convert_to_numpy(a.value), keras.ops.convert_to_numpy(b.value)), a.path
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_early_copies_of_other_float_dtypes_are_adopted_exactly(dtype):
+    src = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2)).to(getattr(torch, dtype)).eval()
+    with torch.no_grad():
+        for p in src.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    inp = keras.Input((5, 5, 3), dtype=dtype)
+    x = keras.layers.Conv2D(4, 3, dtype=dtype)(inp)
+    x = keras.layers.BatchNormalization(dtype=dtype)(x)
+    out = keras.layers.Dense(2, dtype=dtype)(keras.layers.GlobalAveragePooling2D(dtype=dtype)(x))
+    dst = keras.Model(inp, out)
+    ready = prepared(src, dst)
+    commit(ready.writes, early=ready.early)
+    assert ready.early.used == 2  # the conv kernel and the Linear weight
+    kernel = keras.ops.convert_to_numpy(dst.layers[1].kernel.value)
+    assert kernel.dtype == np.dtype(dtype)
+    assert np.array_equal(kernel, np.transpose(src[0].weight.detach().numpy(), (2, 3, 1, 0)))
+    dense = keras.ops.convert_to_numpy(dst.layers[-1].kernel.value)
+    assert np.array_equal(dense, src[4].weight.detach().numpy().T)
+    assert np.array_equal(keras.ops.convert_to_numpy(keras.ops.negative(dst.layers[1].kernel.value)), -kernel)
