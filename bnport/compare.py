@@ -54,6 +54,43 @@ def compare(name: str, actual: np.ndarray, expected: np.ndarray, tolerance: np.n
         nan = float("nan")
         return Comparison(name, False, nan, nan, (), nan, nan, nan,
                           f"shape {actual.shape} vs expected {expected.shape}")
+    if np.ndim(tolerance) == 0 and actual.size and _finite(actual) and _finite(expected):
+        return _compare_finite(name, actual, expected, float(tolerance))
+    return _compare_any(name, actual, expected, tolerance)
+
+
+def _finite(x: np.ndarray) -> bool:
+    """Whether every element is finite: one summing pass for float32 and narrower (their float64 sum cannot
+    overflow, and a NaN or an infinity makes it non-finite), ``isfinite`` otherwise."""
+    if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
+        return bool(np.isfinite(np.sum(x, dtype=np.float64)))
+    return bool(np.isfinite(x).all()) if x.dtype.kind in "fc" else True
+
+
+def _compare_finite(name: str, actual: np.ndarray, expected: np.ndarray, tol: float) -> Comparison:
+    """:func:`compare` for finite arrays and one tolerance: the worst element is the largest difference."""
+    diff = np.subtract(actual, expected, dtype=np.float64)  # exact for float32 inputs
+    np.abs(diff, out=diff)
+    flat = int(np.argmax(diff))
+    worst = np.unravel_index(flat, diff.shape)
+    max_abs = float(diff[worst])
+    scale = np.abs(expected).astype(np.float64)
+    np.maximum(scale, _TINY, out=scale)
+    np.divide(diff, scale, out=scale)
+    return Comparison(
+        name=name,
+        ok=max_abs <= tol,
+        max_abs=max_abs,
+        max_rel=float(scale.max()),
+        worst_index=tuple(int(i) for i in worst),
+        worst_actual=float(actual[worst]),
+        worst_expected=float(expected[worst]),
+        worst_tolerance=tol,
+    )
+
+
+def _compare_any(name: str, actual: np.ndarray, expected: np.ndarray, tolerance: np.ndarray | float) -> Comparison:
+    """:func:`compare` for any arrays: non-finite values, a tolerance per element."""
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
     tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), e.shape)

@@ -1,0 +1,59 @@
+"""The element-wise comparison: its fast path for finite arrays and one tolerance agrees with the general one."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bnport.compare import _compare_any, _finite, compare
+
+
+@st.composite
+def pairs(draw, nonfinite: bool = False):
+    """(actual, expected, tolerance): float arrays of one dtype, maybe transposed views, close or not."""
+    dtype = draw(st.sampled_from(["float16", "float32", "float64"]))
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-6, 1.0, 1e3]))
+    expected = (rng.standard_normal(shape) * scale).astype(dtype)
+    noise = draw(st.sampled_from([0.0, 1e-7, 1e-3, 1.0]))
+    actual = (expected + rng.standard_normal(shape) * noise * scale).astype(dtype)
+    if nonfinite:
+        flat = actual.reshape(-1)
+        flat[draw(st.integers(0, flat.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    if draw(st.booleans()) and len(shape) > 1:
+        axes = draw(st.permutations(range(len(shape))))
+        actual, expected = np.transpose(actual, axes), np.transpose(expected, axes)
+    tol = draw(st.sampled_from([float(np.finfo(np.float32).tiny), 1e-6, 1e-3, 1.0])) * scale
+    return actual, expected, tol
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs())
+def test_fast_path_agrees_with_the_general_comparison(case):
+    actual, expected, tol = case
+    fast, general = compare("x", actual, expected, tol), _compare_any("x", actual, expected, tol)
+    assert (fast.ok, fast.max_abs, fast.max_rel, fast.worst_tolerance) == (
+        general.ok, general.max_abs, general.max_rel, general.worst_tolerance)
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    # the worst element is one of largest share of its tolerance (ties may pick another such element)
+    assert diff[fast.worst_index] / tol == diff[general.worst_index] / tol == fast.max_abs / tol
+    assert (fast.worst_actual, fast.worst_expected) == (float(actual[fast.worst_index]),
+                                                        float(expected[fast.worst_index]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(pairs(nonfinite=True))
+def test_non_finite_values_take_the_general_path(case):
+    actual, expected, tol = case
+    assert repr(compare("x", actual, expected, tol)) == repr(_compare_any("x", actual, expected, tol))  # nan == nan
+    assert not compare("x", actual, expected, tol).ok  # a NaN or infinity only in actual never passes
+
+
+@given(st.sampled_from(["float16", "float32", "float64"]), st.lists(st.sampled_from(
+    [0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, "max", "-max"]), min_size=1, max_size=64))
+def test_finite_check(dtype, values):
+    big = float(np.finfo(dtype).max)
+    x = np.array([big if v == "max" else -big if v == "-max" else v for v in values], dtype=dtype)
+    assert _finite(x) == bool(np.isfinite(x).all())
