@@ -71,8 +71,7 @@ def _compare_finite(name: str, actual: np.ndarray, expected: np.ndarray, tol: fl
     """:func:`compare` for finite arrays and one tolerance: the worst element is the largest difference."""
     diff = np.subtract(actual, expected, dtype=np.float64)  # exact for float32 inputs
     np.abs(diff, out=diff)
-    flat = int(np.argmax(diff))
-    worst = np.unravel_index(flat, diff.shape)
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     max_abs = float(diff[worst])
     scale = np.abs(expected).astype(np.float64)
     np.maximum(scale, _TINY, out=scale)

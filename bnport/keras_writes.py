@@ -7,8 +7,8 @@ into a fresh 64-byte-aligned array that TensorFlow takes over as the variable's 
 assigning an array takes two (array -> tensor -> variable). A contiguous value may be the source's own memory,
 so it is assigned from a private copy. Kernels are gathered by worker threads while the calling thread writes
 the small vectors: numpy's gather and TensorFlow's assignment release the GIL, so the cores share the
-transposing; a kernel already copied while the port was planned (:mod:`bnport.early_kernels`) is adopted as
-it is, once the small vectors are written. A conversion does not write the variables at all: :func:`values`
+transposing; a kernel already copied while the port was planned (:mod:`bnport.torch_early_kernels`) is
+adopted as it is, once the small vectors are written. A conversion does not write the variables at all: :func:`values`
 gathers the same way and hands the values to the save (:mod:`bnport.keras_hollow`).
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from bnport.layers import Write
 
 if TYPE_CHECKING:
-    from bnport.early_kernels import EarlyKernels
+    from bnport.torch_early_kernels import EarlyKernels
 
 # dtypes numpy exports through DLPack and TensorFlow imports; others (bfloat16, ...) take the copying path
 _ADOPTABLE = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8"})

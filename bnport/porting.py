@@ -15,7 +15,7 @@ from bnport.layers import Write, tensors_of
 from bnport.pairing import Pair, Plan, match
 
 if TYPE_CHECKING:
-    from bnport.early_kernels import EarlyKernels
+    from bnport.torch_early_kernels import EarlyKernels
 
 TO_KERAS, TO_TORCH = "PyTorch -> Keras", "Keras -> PyTorch"
 
@@ -96,7 +96,7 @@ def port(
 @dataclass
 class Prepared:
     """A port planned and checked, nothing written yet: its report, every layer's write and, into Keras, the
-    kernels already copied into Keras's layout (:mod:`bnport.early_kernels`)."""
+    kernels already copied into Keras's layout (:mod:`bnport.torch_early_kernels`)."""
 
     report: PortReport
     writes: list[Write]
@@ -133,7 +133,7 @@ def _early_kernels(src_model, dst_model) -> EarlyKernels | None:
 
     if keras.backend.backend() != "tensorflow":  # the copies are handed to TensorFlow
         return None
-    from bnport.early_kernels import EarlyKernels
+    from bnport.torch_early_kernels import EarlyKernels
 
     return EarlyKernels(src_model)
 

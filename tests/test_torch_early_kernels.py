@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from models import SMALL, fresh, torch_model
 
-from bnport.early_kernels import EarlyKernels
 from bnport.keras_writes import commit
 from bnport.porting import prepared
+from bnport.torch_early_kernels import EarlyKernels
 
 
 @st.composite
