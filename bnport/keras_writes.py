@@ -51,14 +51,14 @@ def values(
     Strided views are gathered as in :func:`commit` (TensorFlow tensors adopting the gathered memory); contiguous
     values are returned as they are (they may be the source's memory: read them, do not keep them).
     """
-    out: dict[int, tuple[keras.Variable, object]] = {}
+    out: list[tuple[keras.Variable, object]] = []
 
     def keep(pair: tuple[keras.Variable, object]) -> None:
         variable, value = pair
-        out[id(variable)] = (variable, _adoptable(value) if _strided(value) else value)
+        out.append((variable, _adoptable(value) if _strided(value) else value))
 
     _run(writes, threads, keep, budget=False, early=early)  # all kept: bounding bytes in flight gains nothing
-    return list(out.values())
+    return out
 
 
 def _run(writes: list[Write], threads: int | None, fn, *, budget: bool, early: EarlyKernels | None) -> None:

@@ -55,7 +55,6 @@ def keras_destination(model_ref: str) -> Iterator[object]:
     """A Keras model to convert into, for the ``with`` block: a factory's model is built without initial values
     (:mod:`bnport.keras_hollow`: its variables must be saved with the converted values); a ``.keras`` file is
     loaded as it is."""
-    import keras
 
     from bnport import keras_hollow
 
@@ -63,22 +62,26 @@ def keras_destination(model_ref: str) -> Iterator[object]:
         yield keras_model(model_ref)
         return
     with keras_hollow.built(lambda: build(model_ref)) as model:
-        if not isinstance(model, keras.Model):
-            raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
-        yield model
+        yield _checked_keras(model, model_ref)
 
 
 def keras_model(model_ref: str, weights: str | Path | None = None):
     """A Keras model from a ``.keras`` file (safe mode) or a factory, with optional weights loaded."""
-    import keras
 
     from bnport import keras_files
 
-    model = keras_files.load_model(model_ref) if _is_archive(model_ref) else build(model_ref)
-    if not isinstance(model, keras.Model):
-        raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
+    model = _checked_keras(keras_files.load_model(model_ref) if _is_archive(model_ref) else build(model_ref),
+                           model_ref)
     if weights is not None:
         keras_files.load_weights(model, weights)
+    return model
+
+
+def _checked_keras(model, model_ref: str):
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
     return model
 
 

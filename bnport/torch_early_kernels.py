@@ -63,11 +63,6 @@ class EarlyKernels:
             self._thread.join()
         return self._failed is None
 
-    def close(self) -> None:
-        """Wait for the worker and drop the copies nobody claimed."""
-        self.wait()
-        self._ready.clear()
-
     def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor]) -> None:
         try:
             with torch.no_grad():

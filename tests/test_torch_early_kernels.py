@@ -60,7 +60,7 @@ def test_the_copy_is_the_keras_layout_view_bit_for_bit(case):
 ])
 def test_layers_of_another_layout_are_not_copied(module):
     early = EarlyKernels(module)
-    early.close()
+    early.wait()
     assert not early._ready and early.claim(np.transpose(module.weight.detach().float().numpy())) is None
 
 
@@ -68,7 +68,7 @@ def test_at_most_limit_bytes_are_copied_ahead():
     model = torch.nn.Sequential(*(torch.nn.Linear(32, 32) for _ in range(4)))  # 4 KiB each
     early = EarlyKernels(model, limit=3 * 32 * 32 * 4)
     assert len(early._ready) == 3
-    early.close()
+    early.wait()
 
 
 @pytest.mark.parametrize("name", SMALL)
