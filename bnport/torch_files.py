@@ -81,12 +81,18 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> Non
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     with atomic_path(path, suffix=path.suffix) as tmp:
-        if path.suffix == SAFETENSORS:
-            from safetensors.torch import save_file
+        try:
+            if path.suffix == SAFETENSORS:
+                from safetensors.torch import save_file
 
-            save_file(tensors, str(tmp))
-        else:
-            torch.save(tensors, tmp)
+                save_file(tensors, str(tmp))
+            else:
+                torch.save(tensors, tmp)
+        except OSError:
+            raise  # atomic_path names the file and the reason
+        except Exception as exc:  # torch.save and safetensors report a failed write in their own types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"could not write {path}: {first}") from exc
 
 
 def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, *,

@@ -219,15 +219,50 @@ def test_absurd_shape_in_a_safetensors_header(tmp_path):
         read_state_dict(huge)
 
 
-def test_disk_full_leaves_no_file(tmp_path, monkeypatch, keras):
-    def full(self, path, *args, **kwargs):
-        Path(path).write_bytes(b"partial")
+def test_disk_full_leaves_no_file(tmp_path, monkeypatch):
+    import h5py
+
+    def full(self, name, value):  # the first dataset fails to write, as on a full disk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(keras.Model, "save_weights", full)
+    monkeypatch.setattr(h5py.Group, "__setitem__", full)
     dst = tmp_path / "out.weights.h5"
     with pytest.raises(CheckpointError, match="No space left on device"):
         convert(FIXTURES / "mlp.pt", dst, torch_model=MLP[0], keras_model=MLP[1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_room_for_the_file_is_refused_before_writing(tmp_path, monkeypatch):
+    """HDF5 crashes the process when a write fails for lack of space (h5py #914): bnport checks first."""
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=100_000))
+    dst = tmp_path / "out.weights.h5"
+    with pytest.raises(CheckpointError, match=r"out.weights.h5: about 1\.\d MiB needed, 0\.1 MiB free"):
+        convert(FIXTURES / "mlp.pt", dst, torch_model=MLP[0], keras_model=MLP[1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def _file_size_limit(limit: int):
+    def apply():  # in the child: past the limit a write fails with EFBIG instead of killing the process
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("src, dst", [("mlp.keras", "out.pt"), ("mlp.keras", "out.safetensors"),
+                                      ("mlp.pt", "out.weights.h5"), ("mlp.pt", "out.h5")])
+def test_a_write_that_fails_midway_is_a_clean_error(src, dst, tmp_path):
+    """A write the file size limit stops (as a full disk would): an error, exit 2, no traceback, no file. PyTorch
+    files fail while being written; HDF5 files are refused before (HDF5 crashes the process on a failed write)."""
+    out = subprocess.run([sys.executable, "-m", "bnport", "convert", str(FIXTURES / src), str(tmp_path / dst),
+                          "--torch-model", MLP[0], "--keras-model", MLP[1]], capture_output=True, text=True,
+                         timeout=300, preexec_fn=_file_size_limit(2000))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "could not write" in out.stderr and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 
