@@ -40,8 +40,8 @@ def convert(
     src: str | Path,
     dst: str | Path,
     *,
-    torch_model: str,
-    keras_model: str | None = None,
+    torch_model: str | object,
+    keras_model: str | object | None = None,
     mapping: object = None,
     force: bool = False,
     strict: bool = True,
@@ -52,10 +52,17 @@ def convert(
 
     Args:
         src, dst: checkpoint paths; the direction comes from their suffixes.
-        torch_model: ``MODULE:FACTORY`` or ``path.py:FACTORY`` building the PyTorch model.
-        keras_model: a ``.keras`` file (safe mode) or a factory; may be omitted when ``src`` is a ``.keras`` file.
+        torch_model: ``MODULE:FACTORY`` or ``path.py:FACTORY`` building the PyTorch model, or a ``torch.nn.Module``.
+        keras_model: a ``.keras`` file (safe mode), a factory or a ``keras.Model``; may be omitted when ``src`` is a
+            ``.keras`` file.
         mapping, strict, allow_bad_stats: as in :func:`bnport.port`.
         force: replace an existing ``dst``.
+
+    A model object is used as it is, which spares building one per file when converting many: the source
+    framework's model receives ``src``'s weights, the destination's receives the port (as :func:`bnport.port`
+    gives it) before it is saved. For a weights-only ``dst`` it stands for the model definition the file will be
+    loaded into. Models built here from factories are the conversion's own, and not written to (see
+    :mod:`bnport.keras_hollow`).
     """
     src, dst = Path(src), Path(dst)
     direction = (framework_of_file(src), framework_of_file(dst))
@@ -69,6 +76,7 @@ def convert(
     if direction[0] == KERAS and keras_model is None and keras_kind(src) != KERAS_ARCHIVE:
         raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
     framework = direction[1]
+    given = not isinstance(keras_model if framework == KERAS else torch_model, str)  # the caller's own model
     with (loading.keras_destination(keras_model) if framework == KERAS
           else nullcontext(loading.torch_model(torch_model))) as target:
         if framework == KERAS:
@@ -76,23 +84,25 @@ def convert(
         else:
             source = loading.keras_model(str(src)) if keras_model is None else loading.keras_model(keras_model, src)
         ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
-        defined = _defined_settings(ready.report.plan, framework)  # before the writes change them
-        values = _written(ready, framework)
         report = ConvertReport(src, dst, ready.report)
-        _check_settings_survive(report, dst, defined, framework)
+        _check_settings_survive(report, dst, _defined_settings(ready.report.plan, framework), framework)
+        values = _written(ready, framework, in_place=given)
         report.port.plan = None  # the plan holds the source model: let it go before the save allocates
         del source, ready
         _save(target, dst, framework, values)
     return report
 
 
-def _written(ready: Prepared, framework: str) -> list | None:
-    """PyTorch: the writes done. Keras: the values for the save, the variables untouched (they may have no
-    values of their own, see :mod:`bnport.keras_hollow`)."""
+def _written(ready: Prepared, framework: str, *, in_place: bool) -> list | None:
+    """The writes done (PyTorch, or a model the caller gave); otherwise (Keras) the values for the save, the
+    variables untouched (they may have no values of their own, see :mod:`bnport.keras_hollow`)."""
     if framework == KERAS:
         from bnport import keras_writes
 
-        return keras_writes.values(ready.writes, early=ready.early)
+        if not in_place:
+            return keras_writes.values(ready.writes, early=ready.early)
+        keras_writes.commit(ready.writes, early=ready.early)
+        return None
     from bnport import torch_layers
 
     torch_layers.commit(ready.writes)
@@ -100,7 +110,8 @@ def _written(ready: Prepared, framework: str) -> list | None:
 
 
 def _defined_settings(plan: Plan, framework: str) -> dict[str, dict]:
-    """Each destination layer's settings as the model definition made them (epsilon, momentum)."""
+    """Each destination layer's settings as the model definition made them (epsilon, momentum): read before
+    the writes change them."""
     if framework == TORCH:
         from bnport import torch_layers as side
 
@@ -113,20 +124,22 @@ def _defined_settings(plan: Plan, framework: str) -> dict[str, dict]:
 
 
 def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str, dict], target: str) -> None:
-    """Refuse a weights-only destination whose model definition has another epsilon than the source."""
+    """Refuse a weights-only destination whose model definition has another epsilon than the source (before any
+    write: a model the caller gave is left as it was)."""
     if keras_kind(dst) == KERAS_ARCHIVE:
         return  # the archive stores each layer's configuration
-    if target == TORCH:
-        from bnport import torch_layers as side
+    from bnport import keras_layers, torch_layers
 
-        ported, names = report.port.plan.torch_graph, [p.torch_name for p in report.port.pairs]
+    plan = report.port.plan
+    if target == TORCH:  # the source's settings, in the same terms (epsilon; momentum in PyTorch's convention)
+        pairs = [(p.torch_name, keras_layers.settings(plan.keras_graph.nodes[p.keras_name].layer))
+                 for p in report.port.pairs]
     else:
-        from bnport import keras_layers as side
-
-        ported, names = report.port.plan.keras_graph, [p.keras_name for p in report.port.pairs]
+        pairs = [(p.keras_name, torch_layers.settings(plan.torch_graph.nodes[p.torch_name].layer))
+                 for p in report.port.pairs]
     errors = []
-    for name in names:
-        have, want = side.settings(ported.nodes[name].layer), defined.get(name, {})
+    for name, have in pairs:
+        want = defined.get(name, {})
         if have.get("epsilon") != want.get("epsilon"):
             errors.append(f"{name}: epsilon {have['epsilon']:g} in the source, {want['epsilon']:g} in the definition")
         if have.get("momentum") != want.get("momentum"):

@@ -11,24 +11,31 @@ from bnport.factories import build
 from bnport.formats import KERAS_ARCHIVE, keras_kind
 
 
-def torch_model(factory: str, weights: str | Path | None = None):
+def torch_model(factory: str | object, weights: str | Path | None = None):
     """A PyTorch model from its factory, with ``weights`` (a state dict file) loaded strictly, in eval mode.
 
     With weights, the model is first built on PyTorch's ``meta`` device (no memory, no random
     initialisation) and the file's tensors become its parameters (``load_state_dict(assign=True)``): one copy
     of the weights in memory instead of two. A factory that cannot build on ``meta``, or a model with state the
     file does not hold, is built normally and loaded by copy.
+
+    ``factory`` may also be a ``torch.nn.Module``: it is used as it is (its mode left alone), ``weights`` copied in.
     """
     import torch
 
     from bnport import torch_files
 
+    if not isinstance(factory, str):
+        model = _checked(factory, "the torch_model given is")
+        if weights is not None:
+            torch_files.load_into(model, torch_files.read_state_dict(weights), weights)
+        return model
     if weights is None:
-        return _checked(build(factory), factory).eval()
+        return _checked(build(factory), f"factory {factory!r} returned").eval()
     state = torch_files.read_state_dict(weights)
     try:
         with torch.device("meta"):
-            model = _checked(build(factory), factory)
+            model = _checked(build(factory), f"factory {factory!r} returned")
     except UsageError:
         raise
     except Exception:
@@ -37,51 +44,58 @@ def torch_model(factory: str, weights: str | Path | None = None):
         torch_files.load_into(model, state, weights, assign=True)
         if not any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
             return model.eval()
-    model = _checked(build(factory), factory)
+    model = _checked(build(factory), f"factory {factory!r} returned")
     torch_files.load_into(model, state, weights)
     return model.eval()
 
 
-def _checked(model, factory: str):
+def _checked(model, origin: str):
     import torch
 
     if not isinstance(model, torch.nn.Module):
-        raise UsageError(f"factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise UsageError(f"{origin} a {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
 @contextmanager
-def keras_destination(model_ref: str) -> Iterator[object]:
+def keras_destination(model_ref: str | object) -> Iterator[object]:
     """A Keras model to convert into, for the ``with`` block: a factory's model is built without initial values
     (:mod:`bnport.keras_hollow`: its variables must be saved with the converted values); a ``.keras`` file is
-    loaded as it is."""
+    loaded as it is; a ``keras.Model`` is used as it is."""
 
     from bnport import keras_hollow
 
+    if not isinstance(model_ref, str):
+        yield _checked_keras(model_ref, "the keras_model given is")
+        return
     if _is_archive(model_ref):
         yield keras_model(model_ref)
         return
     with keras_hollow.built(lambda: build(model_ref)) as model:
-        yield _checked_keras(model, model_ref)
+        yield _checked_keras(model, f"{model_ref!r} gave")
 
 
-def keras_model(model_ref: str, weights: str | Path | None = None):
-    """A Keras model from a ``.keras`` file (safe mode) or a factory, with optional weights loaded."""
+def keras_model(model_ref: str | object, weights: str | Path | None = None):
+    """A Keras model from a ``.keras`` file (safe mode) or a factory, with optional weights loaded; a
+    ``keras.Model`` given instead is used as it is, the weights loaded into it."""
 
     from bnport import keras_files
 
-    model = _checked_keras(keras_files.load_model(model_ref) if _is_archive(model_ref) else build(model_ref),
-                           model_ref)
+    if not isinstance(model_ref, str):
+        model = _checked_keras(model_ref, "the keras_model given is")
+    else:
+        model = _checked_keras(keras_files.load_model(model_ref) if _is_archive(model_ref) else build(model_ref),
+                               f"{model_ref!r} gave")
     if weights is not None:
         keras_files.load_weights(model, weights)
     return model
 
 
-def _checked_keras(model, model_ref: str):
+def _checked_keras(model, origin: str):
     import keras
 
     if not isinstance(model, keras.Model):
-        raise UsageError(f"{model_ref!r} gave a {type(model).__name__}, not a keras.Model")
+        raise UsageError(f"{origin} a {type(model).__name__}, not a keras.Model")
     return model
 
 

@@ -15,6 +15,7 @@ from test_port_models import run_keras, run_torch
 
 from bnport import BnportWarning, CheckpointError, UsageError
 from bnport.conversion import convert
+from bnport.factories import load_factory
 from bnport.loading import keras_model, torch_model
 from bnport.tolerance import output_depth, tolerance
 from bnport.torch_graph import graph as torch_graph
@@ -177,3 +178,64 @@ def test_cli_inspect(tmp_path):
     for f in ("conv1d.h5", "resnet.weights.h5", "mobilenet.safetensors"):
         out = cli("inspect", str(FIXTURES / f))
         assert out.returncode == 0 and "BatchNorm" in out.stdout, f
+
+
+def h5_datasets(path: Path) -> dict[str, np.ndarray]:
+    import h5py
+
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def test_model_objects_are_used_as_they_are_and_give_the_files_factories_give(tmp_path, torch):
+    """Many files, one pair of models: each conversion loads its file into the source object and ports it into
+    the destination object, whose file is the one a conversion from factories writes."""
+    t_ref, k_ref = refs("resnet")
+    t_obj, k_obj = architectures.torch_resnet(), architectures.keras_resnet()
+    srcs = [FIXTURES / "resnet.pt", tmp_path / "other.pt"]
+    other = torch_model(t_ref, srcs[0])
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    torch.save(other.state_dict(), srcs[1])
+    for src in srcs:
+        by_objects, by_factories = tmp_path / f"{src.stem}.objects.weights.h5", tmp_path / f"{src.stem}.weights.h5"
+        convert(src, by_objects, torch_model=t_obj, keras_model=k_obj)
+        convert(src, by_factories, torch_model=t_ref, keras_model=k_ref)
+        got, want = h5_datasets(by_objects), h5_datasets(by_factories)
+        assert got.keys() == want.keys() and all(np.array_equal(got[n], want[n]) for n in want)
+        loaded = torch_model(t_ref, src)
+        assert all(torch.equal(t_obj.state_dict()[k], v) for k, v in loaded.state_dict().items())  # got src
+        assert_close(loaded, k_obj, "resnet")  # the Keras object holds the port
+
+    k_back = tmp_path / "back.weights.h5"
+    k_obj.save_weights(k_back)
+    t_dst = architectures.torch_resnet()
+    convert(k_back, tmp_path / "back.pt", torch_model=t_dst, keras_model=architectures.keras_resnet())
+    assert_close(t_dst, k_obj, "resnet")
+    saved = torch.load(tmp_path / "back.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in t_dst.state_dict().items())
+
+
+def test_a_refused_conversion_leaves_the_given_model_as_it_was(tmp_path):
+    models = FIXTURES / "models.py"
+    k_obj = load_factory(f"{models}:keras_bn_layers")()
+    before = [np.array(v) for v in k_obj.weights]
+    eps = [layer.epsilon for layer in k_obj.layers if hasattr(layer, "epsilon")]
+    with pytest.raises(CheckpointError, match="epsilon 1e-05 in the source"), pytest.warns(BnportWarning):
+        convert(FIXTURES / "bn_layers.pt", tmp_path / "bn.weights.h5", torch_model=f"{models}:torch_bn_layers",
+                keras_model=k_obj)
+    assert all(np.array_equal(np.array(v), b) for v, b in zip(k_obj.weights, before, strict=True))
+    assert [layer.epsilon for layer in k_obj.layers if hasattr(layer, "epsilon")] == eps
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_object_of_the_wrong_kind_is_a_usage_error(tmp_path):
+    t_ref, k_ref = refs("mlp")
+    with pytest.raises(UsageError, match=r"the keras_model given is a list, not a keras\.Model"):
+        convert(FIXTURES / "mlp.pt", tmp_path / "m.weights.h5", torch_model=t_ref, keras_model=[])
+    with pytest.raises(UsageError, match=r"the torch_model given is a dict, not a torch\.nn\.Module"):
+        convert(FIXTURES / "mlp.pt", tmp_path / "m.weights.h5", torch_model={}, keras_model=k_ref)
+    assert list(tmp_path.iterdir()) == []
