@@ -139,7 +139,7 @@ def _convert(call, input_shape, dtype: str, name: str, n_trainable: int, variabl
     weights = [tf.TensorSpec(v.shape, tf.as_dtype(v.dtype), name=f"w{i}") for i, v in enumerate(variables)]
     signature = (data, *weights)
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)  # as Keras's own export traces (0.2 s of 1.1 s here)
     def inference(x, *weights):
         outputs, _ = call.stateless_call(list(weights[:n_trainable]), list(weights[n_trainable:]), x,
                                          training=False)
