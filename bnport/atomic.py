@@ -51,9 +51,9 @@ def atomic_path(dst: Path, suffix: str = "") -> Iterator[Path]:
         os.close(fd)
     except OSError as exc:
         raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}") from exc
-    tmp_path = Path(tmp)
-    flusher = _EarlyFlush(tmp_path)
+    tmp_path, flusher = Path(tmp), None
     try:
+        flusher = _EarlyFlush(tmp_path)
         yield tmp_path
         flusher.stop()
         with open(tmp_path, "rb+") as fh:
@@ -65,7 +65,8 @@ def atomic_path(dst: Path, suffix: str = "") -> Iterator[Path]:
     except OSError as exc:
         raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}") from exc
     finally:
-        flusher.stop()
+        if flusher is not None:
+            flusher.stop()
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
 

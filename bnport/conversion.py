@@ -76,7 +76,7 @@ def convert(
     if direction[0] == KERAS and keras_model is None and keras_kind(src) != KERAS_ARCHIVE:
         raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
     framework = direction[1]
-    given = not isinstance(keras_model if framework == KERAS else torch_model, str)  # the caller's own model
+    given = not loading.is_reference(keras_model if framework == KERAS else torch_model)  # the caller's own
     with (loading.keras_destination(keras_model) if framework == KERAS
           else nullcontext(loading.torch_model(torch_model))) as target:
         if framework == KERAS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ def torch_model(factory: str | object, weights: str | Path | None = None):
 
     from bnport import torch_files
 
-    if not isinstance(factory, str):
+    if not is_reference(factory):
         model = _checked(factory, "the torch_model given is")
         if weights is not None:
             torch_files.load_into(model, torch_files.read_state_dict(weights), weights)
@@ -49,6 +50,11 @@ def torch_model(factory: str | object, weights: str | Path | None = None):
     return model.eval()
 
 
+def is_reference(model: object) -> bool:
+    """A factory reference or a file (text or path), as opposed to a model object."""
+    return isinstance(model, (str, os.PathLike))
+
+
 def _checked(model, origin: str):
     import torch
 
@@ -65,7 +71,7 @@ def keras_destination(model_ref: str | object) -> Iterator[object]:
 
     from bnport import keras_hollow
 
-    if not isinstance(model_ref, str):
+    if not is_reference(model_ref):
         yield _checked_keras(model_ref, "the keras_model given is")
         return
     if _is_archive(model_ref):
@@ -81,7 +87,7 @@ def keras_model(model_ref: str | object, weights: str | Path | None = None):
 
     from bnport import keras_files
 
-    if not isinstance(model_ref, str):
+    if not is_reference(model_ref):
         model = _checked_keras(model_ref, "the keras_model given is")
     else:
         model = _checked_keras(keras_files.load_model(model_ref) if _is_archive(model_ref) else build(model_ref),

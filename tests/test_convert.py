@@ -232,10 +232,12 @@ def test_a_refused_conversion_leaves_the_given_model_as_it_was(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_model_object_of_the_wrong_kind_is_a_usage_error(tmp_path):
+def test_a_model_object_of_the_wrong_kind_is_a_usage_error_and_a_path_is_a_file(tmp_path):
     t_ref, k_ref = refs("mlp")
     with pytest.raises(UsageError, match=r"the keras_model given is a list, not a keras\.Model"):
         convert(FIXTURES / "mlp.pt", tmp_path / "m.weights.h5", torch_model=t_ref, keras_model=[])
     with pytest.raises(UsageError, match=r"the torch_model given is a dict, not a torch\.nn\.Module"):
         convert(FIXTURES / "mlp.pt", tmp_path / "m.weights.h5", torch_model={}, keras_model=k_ref)
     assert list(tmp_path.iterdir()) == []
+    convert(FIXTURES / "mlp.pt", tmp_path / "m.weights.h5", torch_model=t_ref, keras_model=FIXTURES / "mlp.keras")
+    assert (tmp_path / "m.weights.h5").is_file()  # a path is a file to load, not a model object
