@@ -78,7 +78,7 @@ def convert(
     framework = direction[1]
     given = not loading.is_reference(keras_model if framework == KERAS else torch_model)  # the caller's own
     with (loading.keras_destination(keras_model) if framework == KERAS
-          else nullcontext(loading.torch_model(torch_model))) as target:
+          else nullcontext(loading.torch_destination(torch_model))) as target:
         if framework == KERAS:
             source = loading.torch_model(torch_model, src)
         else:
@@ -86,16 +86,24 @@ def convert(
         ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
         report = ConvertReport(src, dst, ready.report)
         _check_settings_survive(report, dst, _defined_settings(ready.report.plan, framework), framework)
-        values = _written(ready, framework, in_place=given)
+        values = _written(ready, framework, target, in_place=given)
+        if values is None and framework == TORCH and not given:  # the port leaves some state dict entry unset
+            if loading.on_meta(target):  # with no value to keep: build the model for real, and port again
+                target = loading.torch_model(torch_model)
+                ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
+                report = ConvertReport(src, dst, ready.report)
+            values = _written(ready, framework, target, in_place=True)
         report.port.plan = None  # the plan holds the source model: let it go before the save allocates
         del source, ready
         _save(target, dst, framework, values)
     return report
 
 
-def _written(ready: Prepared, framework: str, *, in_place: bool) -> list | None:
-    """The writes done (PyTorch, or a model the caller gave); otherwise (Keras) the values for the save, the
-    variables untouched (they may have no values of their own, see :mod:`bnport.keras_hollow`)."""
+def _written(ready: Prepared, framework: str, target, *, in_place: bool) -> list | dict | None:
+    """What the save needs once the port is done. Into a model the caller gave: the writes done, None. Otherwise
+    the model is left as it is (it may have no values of its own: :mod:`bnport.keras_hollow`, PyTorch's ``meta``
+    device): Keras, each variable with its value; PyTorch, the state dict, or None (nothing written) if the port
+    does not fill it."""
     if framework == KERAS:
         from bnport import keras_writes
 
@@ -105,6 +113,8 @@ def _written(ready: Prepared, framework: str, *, in_place: bool) -> list | None:
         return None
     from bnport import torch_layers
 
+    if not in_place:
+        return torch_layers.state_after(ready.writes, target)
     torch_layers.commit(ready.writes)
     return None
 
@@ -155,11 +165,11 @@ def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str,
         )
 
 
-def _save(model, dst: Path, framework: str, values: list | None) -> None:
+def _save(model, dst: Path, framework: str, values: list | dict | None) -> None:
     if framework == TORCH:
         from bnport import torch_files
 
-        torch_files.write_state_dict(model.state_dict(), dst)
+        torch_files.write_state_dict(model.state_dict() if values is None else values, dst)
     else:
         from bnport import keras_files
 

@@ -43,11 +43,33 @@ def torch_model(factory: str | object, weights: str | Path | None = None):
         model = None
     if model is not None:
         torch_files.load_into(model, state, weights, assign=True)
-        if not any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
+        if not on_meta(model):
             return model.eval()
     model = _checked(build(factory), f"factory {factory!r} returned")
     torch_files.load_into(model, state, weights)
     return model.eval()
+
+
+def torch_destination(factory: str | object):
+    """A PyTorch model to convert into: a model object as it is; a factory's model built on the ``meta`` device
+    (shapes and dtypes, no memory, no random initialisation: the conversion saves the ported values without
+    writing them into it, see :func:`bnport.torch_layers.state_after`), or normally if it cannot be built there."""
+    import torch
+
+    if not is_reference(factory):
+        return _checked(factory, "the torch_model given is")
+    try:
+        with torch.device("meta"):
+            return _checked(build(factory), f"factory {factory!r} returned").eval()
+    except UsageError:
+        raise
+    except Exception:  # the normal build raises the factory's own error, if it has one
+        return torch_model(factory)
+
+
+def on_meta(model) -> bool:
+    """Whether any parameter or buffer of a PyTorch model has no memory (built on the ``meta`` device)."""
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
 
 
 def is_reference(model: object) -> bool:

@@ -28,8 +28,15 @@ NUM_BATCHES_TRACKED_FROM_KERAS = 0
 
 
 def tensor_view(tensor: torch.Tensor) -> np.ndarray:
-    """A numpy view of a CPU tensor's memory, bit for bit (bfloat16 through ml_dtypes); no copy."""
-    tensor = tensor.detach().cpu()
+    """A numpy view of a CPU tensor's memory, bit for bit (bfloat16 through ml_dtypes); no copy.
+
+    A tensor on the ``meta`` device (shape and dtype, no memory) gives a read-only array of zeros of its shape
+    and dtype that takes no memory either: enough to plan and check a port into a model built on ``meta``.
+    """
+    tensor = tensor.detach()
+    if tensor.is_meta:
+        return np.broadcast_to(tensor_view(torch.zeros((), dtype=tensor.dtype)), tuple(tensor.shape))
+    tensor = tensor.cpu()
     if tensor.dtype == torch.bfloat16:
         import ml_dtypes
 
@@ -96,7 +103,7 @@ def from_torch(layer: nn.Module) -> BatchNormSpec:
         epsilon=float(layer.eps),
         momentum=None if layer.momentum is None else invert_momentum(layer.momentum),
         dtype=dtype,
-        num_batches_tracked=None if nbt is None else int(nbt.item()),
+        num_batches_tracked=None if nbt is None else int(tensor_view(nbt)),  # 0 on the meta device
         input_ndims=_input_ndims(layer),
         **arrays,
     )

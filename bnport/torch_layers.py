@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -121,7 +122,23 @@ def commit(writes: list[Write]) -> None:
                 write.layer.eval()
 
 
-__all__ = ["commit", "holds_weights", "prepare", "read", "supported"]
+def state_after(writes: list[Write], model: nn.Module) -> dict[str, torch.Tensor] | None:
+    """The state dict ``model`` would have once ``writes`` are committed, made from the written values without
+    touching the model (which may be on the ``meta`` device); None if the writes leave an entry unset."""
+    entries = model.state_dict(keep_vars=True)
+    keys: dict[int, list[str]] = {}
+    for key, tensor in entries.items():
+        keys.setdefault(id(tensor), []).append(key)  # a tied parameter has several names
+    state = {}
+    for write in writes:
+        for tensor, value in write.values:
+            value = numpy_to_tensor(value if value.flags.writeable else np.array(value))
+            for key in keys.get(id(tensor), []):
+                state[key] = value
+    return {key: state[key] for key in entries} if len(state) == len(entries) else None
+
+
+__all__ = ["commit", "holds_weights", "prepare", "read", "state_after", "supported"]
 
 
 def settings(module: nn.Module) -> dict[str, object]:
