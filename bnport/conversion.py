@@ -91,7 +91,7 @@ def convert(
             if loading.on_meta(target):  # with no value to keep: build the model for real, and port again
                 target = loading.torch_model(torch_model)
                 ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
-                report = ConvertReport(src, dst, ready.report)
+                report = ConvertReport(src, dst, ready.report, report.notes)
             values = _written(ready, framework, target, in_place=True)
         report.port.plan = None  # the plan holds the source model: let it go before the save allocates
         del source, ready

@@ -39,3 +39,18 @@ def sample(name: str, batch: int = 2, seed: int = 1):
 
     shape = ARCHITECTURES[name][2]
     return np.random.default_rng(seed).standard_normal((batch, *shape)).astype("float32")
+
+
+def factory_module(folder: Path, body: str):
+    """A model definition file in ``folder``: the fixtures importable, ``architectures`` imported, and a ``BUILT``
+    list where the factories defined in ``body`` record what they build. Returns name -> factory reference."""
+    path = folder / "factories.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {str(FIXTURES)!r})\nimport architectures\n\nBUILT = []\n\n{body}")
+    return lambda name: f"{path}:{name}"
+
+
+def built_by(reference: str) -> list:
+    """What the factories of a :func:`factory_module` have built so far."""
+    from bnport.factories import load_factory
+
+    return load_factory(reference).__globals__["BUILT"]

@@ -5,22 +5,16 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from models import FIXTURES, architectures, torch_model
+from models import FIXTURES, architectures, built_by, factory_module, torch_model
 
 from bnport import keras_files
 from bnport.conversion import convert
-from bnport.factories import load_factory
 from bnport.porting import port
 
 ARCH = FIXTURES / "architectures.py"
-FACTORIES = f'''
-import sys
-sys.path.insert(0, {str(FIXTURES)!r})
-import architectures
+FACTORIES = '''
 import keras
 import numpy as np
-
-BUILT = []
 
 
 def plain():
@@ -62,13 +56,7 @@ def pending_ids() -> set[int]:
 
 @pytest.fixture
 def factories(tmp_path):
-    path = tmp_path / "factories.py"
-    path.write_text(FACTORIES)
-    return lambda name: f"{path}:{name}"
-
-
-def built_by(reference: str) -> list:
-    return load_factory(reference).__globals__["BUILT"]
+    return factory_module(tmp_path, FACTORIES)
 
 
 def test_destination_gets_no_initial_values_and_the_file_is_what_a_port_writes(factories, tmp_path, keras):

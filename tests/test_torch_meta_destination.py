@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from models import FIXTURES
+from models import FIXTURES, built_by, factory_module
 
 from bnport.conversion import convert
 from bnport.factories import load_factory
 from bnport.loading import on_meta
 from bnport.torch_bn import tensor_view
 
-FACTORIES = f'''
-import sys
-sys.path.insert(0, {str(FIXTURES)!r})
-import architectures
+FACTORIES = '''
 import torch
-
-BUILT = []
 
 
 def plain():
@@ -27,6 +22,7 @@ def plain():
 
 def extra():  # one more Linear than the Keras MLP: left out with strict=False, kept as the definition made it
     BUILT.append(torch.nn.Sequential(*architectures.torch_mlp(), torch.nn.Linear(3, 2)))
+    BUILT[-1][1].momentum = 0.3  # not what the source has: the file cannot hold it, so the report notes it
     return BUILT[-1]
 
 
@@ -39,13 +35,7 @@ def needs_values():  # reads a value while building: impossible on the meta devi
 
 @pytest.fixture
 def factories(tmp_path):
-    path = tmp_path / "factories.py"
-    path.write_text(FACTORIES)
-    return lambda name: f"{path}:{name}"
-
-
-def built_by(reference: str) -> list:
-    return load_factory(reference).__globals__["BUILT"]
+    return factory_module(tmp_path, FACTORIES)
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -75,6 +65,7 @@ def test_an_entry_the_port_does_not_fill_comes_from_a_real_build(factories, tmp_
     dst = tmp_path / "extra.pt"
     report = convert(FIXTURES / "mlp.keras", dst, torch_model=factories("extra"), strict=False)
     assert report.port.unmatched_dst == ["8"]
+    assert [n[:36] for n in report.notes] == ["1: momentum 0.1 (PyTorch convention)"]  # kept through the rebuild
     first, second = built_by(factories("extra"))
     assert on_meta(first) and not on_meta(second)  # tried on meta, then built for real and ported again
     state = read(dst)
