@@ -61,8 +61,9 @@ def convert(
     A model object is used as it is, which spares building one per file when converting many: the source
     framework's model receives ``src``'s weights, the destination's receives the port (as :func:`bnport.port`
     gives it) before it is saved. For a weights-only ``dst`` it stands for the model definition the file will be
-    loaded into. Models built here from factories are the conversion's own, and not written to (see
-    :mod:`bnport.keras_hollow`).
+    loaded into. Models built here from factories are the conversion's own and get no values of their own: a
+    Keras one is built without initial values (:mod:`bnport.keras_hollow`), a PyTorch one on the ``meta``
+    device, and the ported values go straight to the file.
     """
     src, dst = Path(src), Path(dst)
     direction = (framework_of_file(src), framework_of_file(dst))
