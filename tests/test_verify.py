@@ -279,3 +279,23 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
     got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
     assert len(got) == len(tapped.outputs) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypatch):
+    """Tracing without autograph (as Keras's own export does) gives the graph tracing with it gives."""
+    from bnport import keras_export, runtime
+    from bnport.keras_graph import graph
+
+    k = keras_model(name)
+    tapped, _, _ = keras_export.with_taps(k, list(graph(k).nodes))
+    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    assert keras_export.AUTOGRAPH is False
+    fast = keras_export.export_keras(tapped, x.shape)
+    monkeypatch.setattr(keras_export, "AUTOGRAPH", True)
+    keras_export._CACHE.clear()
+    slow = keras_export.export_keras(tapped, x.shape)
+    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
+    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
+    assert len(got) == len(tapped.outputs) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
