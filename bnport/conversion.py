@@ -19,7 +19,7 @@ from bnport.errors import CheckpointError, UsageError
 from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
 from bnport.frameworks import KERAS, TORCH
 from bnport.pairing import Plan
-from bnport.porting import PortReport, Prepared, prepared
+from bnport.porting import PortReport, Prepared, commit, prepared
 
 
 @dataclass
@@ -105,19 +105,16 @@ def _written(ready: Prepared, framework: str, target, *, in_place: bool) -> list
     the model is left as it is (it may have no values of its own: :mod:`bnport.keras_hollow`, PyTorch's ``meta``
     device): Keras, each variable with its value; PyTorch, the state dict, or None (nothing written) if the port
     does not fill it."""
+    if in_place:
+        commit(ready)
+        return None
     if framework == KERAS:
         from bnport import keras_writes
 
-        if not in_place:
-            return keras_writes.values(ready.writes, early=ready.early)
-        keras_writes.commit(ready.writes, early=ready.early)
-        return None
+        return keras_writes.values(ready.writes, early=ready.early)
     from bnport import torch_layers
 
-    if not in_place:
-        return torch_layers.state_after(ready.writes, target)
-    torch_layers.commit(ready.writes)
-    return None
+    return torch_layers.state_after(ready.writes, target)
 
 
 def _defined_settings(plan: Plan, framework: str) -> dict[str, dict]:

@@ -45,8 +45,8 @@ def commit(writes: list[Write], threads: int | None = None, early: EarlyKernels 
 def values(
     writes: list[Write], threads: int | None = None, early: EarlyKernels | None = None
 ) -> list[tuple[keras.Variable, object]]:
-    """Set every write's attributes and return each variable with its value, for a save that reads them from a
-    ``keras.StatelessScope`` (:func:`bnport.keras_files.save`): the variables are not touched.
+    """Set every write's attributes and return each variable with its value, for a save that writes them in
+    place of the variables' own (:func:`bnport.keras_files.save`): the variables are not touched.
 
     Strided views are gathered as in :func:`commit` (TensorFlow tensors adopting the gathered memory); contiguous
     values are returned as they are (they may be the source's memory: read them, do not keep them).

@@ -22,7 +22,6 @@ def torch_model(factory: str | object, weights: str | Path | None = None):
 
     ``factory`` may also be a ``torch.nn.Module``: it is used as it is (its mode left alone), ``weights`` copied in.
     """
-    import torch
 
     from bnport import torch_files
 
@@ -34,13 +33,7 @@ def torch_model(factory: str | object, weights: str | Path | None = None):
     if weights is None:
         return _checked(build(factory), f"factory {factory!r} returned").eval()
     state = torch_files.read_state_dict(weights)
-    try:
-        with torch.device("meta"):
-            model = _checked(build(factory), f"factory {factory!r} returned")
-    except UsageError:
-        raise
-    except Exception:
-        model = None
+    model = _built_on_meta(factory)
     if model is not None:
         torch_files.load_into(model, state, weights, assign=True)
         if not on_meta(model):
@@ -54,17 +47,24 @@ def torch_destination(factory: str | object):
     """A PyTorch model to convert into: a model object as it is; a factory's model built on the ``meta`` device
     (shapes and dtypes, no memory, no random initialisation: the conversion saves the ported values without
     writing them into it, see :func:`bnport.torch_layers.state_after`), or normally if it cannot be built there."""
-    import torch
-
     if not is_reference(factory):
         return _checked(factory, "the torch_model given is")
+    model = _built_on_meta(factory)
+    return torch_model(factory) if model is None else model.eval()
+
+
+def _built_on_meta(factory: str):
+    """The factory's model built on the ``meta`` device, or None if it cannot be built there (the normal build
+    then raises the factory's own error, if it has one)."""
+    import torch
+
     try:
         with torch.device("meta"):
-            return _checked(build(factory), f"factory {factory!r} returned").eval()
+            return _checked(build(factory), f"factory {factory!r} returned")
     except UsageError:
         raise
-    except Exception:  # the normal build raises the factory's own error, if it has one
-        return torch_model(factory)
+    except Exception:
+        return None
 
 
 def on_meta(model) -> bool:

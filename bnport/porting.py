@@ -82,15 +82,20 @@ def port(
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
     """
     ready = prepared(src_model, dst_model, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
-    if ready.report.direction == TO_KERAS:
-        from bnport.keras_writes import commit
-
-        commit(ready.writes, early=ready.early)
-    else:
-        from bnport.torch_layers import commit
-
-        commit(ready.writes)
+    commit(ready)
     return ready.report
+
+
+def commit(ready: Prepared) -> None:
+    """Write what :func:`prepared` checked into the destination model, through its framework's adapter."""
+    if ready.report.direction == TO_KERAS:
+        from bnport import keras_writes
+
+        keras_writes.commit(ready.writes, early=ready.early)
+    else:
+        from bnport import torch_layers
+
+        torch_layers.commit(ready.writes)
 
 
 @dataclass
