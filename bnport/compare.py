@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_TINY = float(np.finfo(np.float32).tiny)
-
 
 @dataclass(frozen=True)
 class Comparison:
@@ -17,7 +15,9 @@ class Comparison:
         name: what was compared, e.g. ``"keras vs reference"``.
         ok: every element within its tolerance, shapes equal, non-finite values in the same places.
         max_abs: largest ``|actual - expected|``.
-        max_rel: largest ``|actual - expected| / |expected|`` (``|expected|`` floored at float32 tiny).
+        max_rel: largest ``|actual - expected| / |expected|`` over the elements whose ``expected`` is not zero
+            (relative error is undefined at an exact zero, which activations such as ReLU produce everywhere);
+            NaN when every expected element is zero.
         worst_index: index of the element that used the largest share of its tolerance (channels-first).
         worst_actual: that element's value in ``actual``.
         worst_expected: that element's value in ``expected``.
@@ -73,19 +73,26 @@ def _compare_finite(name: str, actual: np.ndarray, expected: np.ndarray, tol: fl
     np.abs(diff, out=diff)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     max_abs = float(diff[worst])
-    scale = np.abs(expected).astype(np.float64)
-    np.maximum(scale, _TINY, out=scale)
-    np.divide(diff, scale, out=scale)
     return Comparison(
         name=name,
         ok=max_abs <= tol,
         max_abs=max_abs,
-        max_rel=float(scale.max()),
+        max_rel=_max_rel(diff, np.abs(expected).astype(np.float64)),
         worst_index=tuple(int(i) for i in worst),
         worst_actual=float(actual[worst]),
         worst_expected=float(expected[worst]),
         worst_tolerance=tol,
     )
+
+
+def _max_rel(diff: np.ndarray, magnitude: np.ndarray) -> float:
+    """Largest ``diff / magnitude`` over the elements of non-zero magnitude (NaN if there are none); overwrites
+    ``diff``. An infinite ``diff`` (a NaN or an infinity on one side only) stays infinite."""
+    nonzero = magnitude != 0
+    if not nonzero.any():
+        return float("nan")
+    np.divide(diff, magnitude, out=diff, where=nonzero)
+    return float(diff.max(where=nonzero, initial=0.0))
 
 
 def _compare_any(name: str, actual: np.ndarray, expected: np.ndarray, tolerance: np.ndarray | float) -> Comparison:
@@ -96,7 +103,6 @@ def _compare_any(name: str, actual: np.ndarray, expected: np.ndarray, tolerance:
     same_nonfinite = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
     diff = np.where(same_nonfinite, 0.0, np.abs(a - e))
     diff = np.where(np.isnan(diff), np.inf, diff)
-    rel = diff / np.maximum(np.abs(np.nan_to_num(e)), _TINY)
     if diff.size == 0:
         return Comparison(name, True, 0.0, 0.0, (), 0.0, 0.0, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -106,7 +112,7 @@ def _compare_any(name: str, actual: np.ndarray, expected: np.ndarray, tolerance:
         name=name,
         ok=bool(np.all(diff <= tol)),
         max_abs=float(diff.max()),
-        max_rel=float(rel.max()),
+        max_rel=_max_rel(diff.copy(), np.abs(np.nan_to_num(e))),
         worst_index=tuple(int(i) for i in worst),
         worst_actual=float(a[worst]),
         worst_expected=float(e[worst]),

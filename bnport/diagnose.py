@@ -21,7 +21,9 @@ def diagnose_pair(p: Plan, torch_name: str, keras_name: str) -> list[Finding]:
     if isinstance(t_spec, BatchNormSpec):
         found = _batchnorm(t_spec, k_spec, torch_name, keras_name)
     else:
-        found = _weights(t_spec, k_spec, torch_name, keras_name, k.flatten_from) + _padding(t_spec, k_spec)
+        found = _weights(t_spec, k_spec, torch_name, keras_name, k.flatten_from)
+        if k.input_sizes is None or None in k.input_sizes:  # else bnport.differences has decided it exactly
+            found += _padding(t_spec, k_spec)
     if not found:
         found.append(Finding(
             "upstream",

@@ -29,6 +29,9 @@ CODES = (
     "kernel-layout",
     "flatten-order",
     "same-padding",
+    "padding",
+    "preprocessing",
+    "conflict",
     "upstream",
     "output",
 )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bnport.layers import AnySpec, signature
+from bnport.padding import Padding
 
 
 def input_name(index: int) -> str:
@@ -30,6 +31,11 @@ class Node:
         preds: names of the nearest weight-holding layers or inputs feeding it.
         flatten_from: (Keras) the channels-last feature-map shape a Flatten turned into this Dense's input.
         layer: the framework object itself.
+        padding: (convolutions) the zero padding its input gets, from the layer and from padding operations
+            feeding it directly.
+        input_sizes: the spatial sizes of its input, where the model fixes them (Keras), else None.
+        preprocessing: what the model does to its input before this layer, when only weightless operations lie
+            between them (Keras ``Rescaling``, ``Normalization``): one description each, identities left out.
     """
 
     name: str
@@ -38,6 +44,9 @@ class Node:
     layer: object = None
     flatten_from: tuple[int, ...] | None = None
     reread: Callable[[], AnySpec] | None = field(default=None, repr=False)
+    padding: Padding | None = None
+    input_sizes: tuple[int | None, ...] | None = None
+    preprocessing: tuple[str, ...] = ()
 
     def values(self) -> AnySpec:
         """The spec with its values (a hollow graph's nodes hold shapes only until asked)."""

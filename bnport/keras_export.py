@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 
 from bnport.errors import ExportError
+from bnport.keras_taps import Tapped
 
 OPSET = 17
 
@@ -86,12 +87,15 @@ AUTOGRAPH = False
 
 
 def _cache_key(call, input_shape, dtype: str) -> str | None:
+    taps: tuple[str, ...] = ()
+    if isinstance(call, Tapped):
+        call, taps = call.model, call.taps
     try:
         config = call.to_json() if hasattr(call, "to_json") else json.dumps(
             {"class": type(call).__name__, "config": call.get_config()}, sort_keys=True, default=str)
     except Exception:  # a subclassed model without a config: not cached
         return None
-    text = json.dumps([config, list(input_shape[1:]), dtype, keras_version()], default=str)
+    text = json.dumps([config, list(taps), list(input_shape[1:]), dtype, keras_version()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -109,31 +113,36 @@ def export_keras(
     *,
     name: str = "keras",
 ) -> KerasOnnx:
-    """Export ``call`` (a built Keras layer or model) applied with ``training=False`` to ONNX.
+    """Export ``call`` (a built Keras layer or model, or a :class:`~bnport.keras_taps.Tapped` model) applied with
+    ``training=False`` to ONNX.
 
     The weights are not frozen into the graph: they are graph inputs fed at run time (``KerasOnnx.feeds``),
-    through Keras's ``stateless_call``. The graph then depends only on the architecture and its settings
-    (epsilon, momentum, padding: all part of the Keras config), so it is cached by a hash of the config and
-    the input shape, and a second verify of the same architecture with other weights skips the export. No
-    90 MB of constants pass through tf2onnx either; its graph optimizers, which only tidy transposes that
-    ONNX Runtime's own optimizer removes anyway, are skipped (measured on ResNet-50: 19 s frozen and
-    optimized, 4.7 s this way, same outputs within 2e-7, same onnxruntime time).
+    through a ``keras.StatelessScope`` mapping each variable to its input. The graph then depends only on the
+    architecture and its settings (epsilon, momentum, padding: all part of the Keras config), so it is cached by
+    a hash of the config, the taps and the input shape, and a second verify of the same architecture with other
+    weights skips the export. No 90 MB of constants pass through tf2onnx either; its graph optimizers, which only
+    tidy transposes that ONNX Runtime's own optimizer removes anyway, are skipped (same outputs within 2e-7,
+    same onnxruntime time). A model whose layers compute with tensors that are not variables (a ``Normalization``
+    layer's mean and variance) has them frozen into its graph as constants and is not cached.
     """
-    variables = tuple(call.trainable_variables) + tuple(call.non_trainable_variables)
+    variables = call.variables if isinstance(call, Tapped) else (
+        tuple(call.trainable_variables) + tuple(call.non_trainable_variables))
     key = _cache_key(call, input_shape, dtype)
-    if key is not None and key in _CACHE:
+    if key is not None and isinstance(_CACHE.get(key), onnx.ModelProto):
         _CACHE.move_to_end(key)
         return KerasOnnx(_CACHE[key], variables)
-    model = _convert(call, input_shape, dtype, name, len(call.trainable_variables), variables)
+    model, constants = _convert(call, input_shape, dtype, name, variables)
     if key is not None:
-        _CACHE[key] = model
+        _CACHE[key] = model if not constants else None  # None: this architecture's graphs hold constants
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     return KerasOnnx(model, variables)
 
 
-def _convert(call, input_shape, dtype: str, name: str, n_trainable: int, variables: tuple) -> onnx.ModelProto:
+def _convert(call, input_shape, dtype: str, name: str, variables: tuple) -> tuple[onnx.ModelProto, bool]:
+    """The ONNX graph, and whether tensors the function captured were frozen into it as constants."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
     import tensorflow as tf
     import tf2onnx
 
@@ -143,24 +152,25 @@ def _convert(call, input_shape, dtype: str, name: str, n_trainable: int, variabl
     data = tf.TensorSpec((None, *input_shape[1:]), tf.as_dtype(np.dtype(dtype)), name="input")
     weights = [tf.TensorSpec(v.shape, tf.as_dtype(v.dtype), name=f"w{i}") for i, v in enumerate(variables)]
     signature = (data, *weights)
+    forward = call if isinstance(call, Tapped) else (lambda x: call(x, training=False))
 
     @tf.function(input_signature=signature, autograph=AUTOGRAPH)
     def inference(x, *weights):
-        outputs, _ = call.stateless_call(list(weights[:n_trainable]), list(weights[n_trainable:]), x,
-                                         training=False)
-        return outputs
+        with keras.StatelessScope(state_mapping=list(zip(variables, weights, strict=True))):
+            return forward(x)
 
+    captured: dict[str, np.ndarray] = {}
     try:
-        with warnings.catch_warnings(), _convolutions_without_xla(), _tf2onnx_fast_paths():
+        with warnings.catch_warnings(), _convolutions_without_xla(), _tf2onnx_fast_paths(captured):
             warnings.simplefilter("ignore")
             model, _ = tf2onnx.convert.from_function(inference, input_signature=signature, opset=OPSET)
     except Exception as exc:
         raise ExportError(f"tf2onnx failed to export Keras '{name}': {exc}") from exc
-    return _restore_conv_groups(model)
+    return _restore_conv_groups(_captured_as_initializers(model, captured)), bool(captured)
 
 
 @contextlib.contextmanager
-def _tf2onnx_fast_paths() -> Iterator[None]:
+def _tf2onnx_fast_paths(captured: dict[str, np.ndarray]) -> Iterator[None]:
     """Four tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
 
     * No graph optimizers: they only tidy transposes, which ONNX Runtime's own optimizer removes (same
@@ -168,7 +178,8 @@ def _tf2onnx_fast_paths() -> Iterator[None]:
     * ``Graph.extract_sub_graph_nodes`` walks the graph once from all outputs instead of once per output and
       uniting the sets: the same set of nodes, but linear instead of quadratic for a tapped model with a
       hundred outputs (ResNet-50 with 107 taps: the walk went from 7 s to a fraction of a second).
-    * No freezing of a function that captures no variable (see ``_from_function_with_nothing_to_freeze``).
+    * No freezing of a function that captures no variable (see ``_from_function_with_nothing_to_freeze``); the
+      tensors it captures are put in ``captured``.
     * ``Graph.replace_all_inputs`` given every node of the graph (as ``Graph.__init__`` does once per graph
       output, to put an Identity behind it) visits only the nodes that read the replaced name, from the graph's
       own index of consumers: the same rewiring, without a pass over the whole graph per output (about 0.5 s
@@ -182,7 +193,7 @@ def _tf2onnx_fast_paths() -> Iterator[None]:
     load, replace = tf_loader.from_function, Graph.replace_all_inputs
     tf2onnx.optimizer._get_optimizers = dict
     Graph.extract_sub_graph_nodes = _extract_sub_graph_nodes_once
-    tf_loader.from_function = _from_function_with_nothing_to_freeze(load)
+    tf_loader.from_function = _from_function_with_nothing_to_freeze(load, captured)
     Graph.replace_all_inputs = _replace_all_inputs_indexed(replace)
     try:
         yield
@@ -209,20 +220,29 @@ def _replace_all_inputs_indexed(replace: Callable) -> Callable:
     return replace_all_inputs
 
 
-def _from_function_with_nothing_to_freeze(load: Callable) -> Callable:
-    """tf2onnx's ``tf_loader.from_function``, without freezing a function that has nothing to freeze.
+def _from_function_with_nothing_to_freeze(load: Callable, captured: dict[str, np.ndarray]) -> Callable:
+    """tf2onnx's ``tf_loader.from_function``, without freezing a function that has no variable to freeze.
 
     Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines
     called functions, rebuilding the whole graph to do so (about 1.4 s for a tapped ResNet-50). bnport's
-    exports feed the weights as inputs: when the function captures nothing and calls no other function, its
+    exports feed the weights as inputs: when the function captures no variable and calls no other function, its
     graph already is what freezing would return, and the rest of tf2onnx's loading runs unchanged on it.
+
+    Plain tensors the function captured (a Keras ``Normalization`` layer computes with a mean and variance it
+    copied from its variables when it was built) stay placeholders either way, which tf2onnx makes graph inputs
+    that nobody feeds: their values go to ``captured`` by input name, for :func:`_captured_as_initializers`.
     """
     import tensorflow as tf
     from tf2onnx import tf_loader
 
     def from_function(func, input_names, output_names, large_model=False):
+        captures = list(func.graph.captures)
+        captured.update({internal.name: external.numpy() for external, internal in captures
+                         if external.dtype != tf.resource})
+        if large_model or len(captured) != len(captures):
+            return load(func, input_names, output_names, large_model=large_model)
         graph_def = func.graph.as_graph_def(add_shapes=True)
-        if large_model or func.captured_inputs or graph_def.library.function:
+        if graph_def.library.function:
             return load(func, input_names, output_names, large_model=large_model)
         graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
         with tf.Graph().as_default() as tf_graph, tf_loader.tf_session(graph=tf_graph) as sess:
@@ -231,6 +251,18 @@ def _from_function_with_nothing_to_freeze(load: Callable) -> Callable:
             return tf_loader.tf_optimize(input_names, output_names, graph_def)
 
     return from_function
+
+
+def _captured_as_initializers(model: onnx.ModelProto, captured: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """Graph inputs that stand for tensors the exported function captured become initializers of their values."""
+    from onnx import numpy_helper
+
+    inputs = [i for i in model.graph.input if i.name not in captured]
+    model.graph.initializer.extend(numpy_helper.from_array(captured[i.name], i.name)
+                                   for i in model.graph.input if i.name in captured)
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    return model
 
 
 def _extract_sub_graph_nodes_once(self, outputs_name, input_checker=None, remove_unused_inputs=True):
@@ -284,26 +316,3 @@ def _restore_conv_groups(model: onnx.ModelProto) -> onnx.ModelProto:
             del node.attribute[:]
             node.attribute.extend([*kept, helper.make_attribute("group", channels // per_group)])
     return model
-
-
-def with_taps(model, names: list[str]):
-    """A functional model with ``model``'s inputs returning its outputs, then the named layers' outputs.
-
-    Only layers of ``model`` itself can be tapped (a layer inside a nested model has no tensor in this
-    graph); returns the tapped model, how many outputs are the model's own, and the names it could not tap.
-    """
-    import keras
-
-    from bnport.keras_graph import functional
-
-    fn = functional(model)
-    own = {layer.name: layer for layer in fn.layers}
-    tapped, skipped = [], []
-    for name in names:
-        layer = own.get(name)
-        if layer is None or len(layer._inbound_nodes) != 1:
-            skipped.append(name)
-            continue
-        tapped.append(layer.output)
-    outputs = list(fn.outputs) + tapped
-    return keras.Model(fn.inputs, outputs, name=f"{model.name}_taps"), len(fn.outputs), skipped

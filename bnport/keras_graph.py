@@ -7,19 +7,30 @@ from dataclasses import dataclass
 import keras
 
 from bnport import keras_bn, keras_layers
+from bnport import padding as pad
 from bnport.errors import UnsupportedLayerError
 from bnport.graph import Graph, Node, input_name
 from bnport.keras_bn import CHANNELS_FIRST, CHANNELS_LAST
 
+_ZERO_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D, keras.layers.ZeroPadding3D)
+
 
 @dataclass(frozen=True)
 class _Feed:
-    """What reaches a tensor: the weight-holding layers behind it, and a flatten on the way, if any."""
+    """What reaches a tensor: the weight-holding layers behind it, a flatten on the way, if any, the zero padding
+    added since the last operation that was not a zero padding, and the preprocessing done to a model input."""
 
     srcs: frozenset[str]
     flatten_from: tuple[int, ...] | None = None
     after_flatten: bool = False
     data_format: str = CHANNELS_LAST
+    pads: pad.Sides | None = None
+    pre: tuple[str, ...] = ()
+
+    @property
+    def from_inputs(self) -> bool:
+        """Whether only model inputs (no weight-holding layer) lie behind the tensor."""
+        return all(s.startswith("<input:") for s in self.srcs)
 
 
 def functional(model) -> keras.Model:
@@ -108,17 +119,23 @@ class _Walker:
         feeds = [self._known(a, env) for a in args]
         srcs = frozenset().union(*(f.srcs for f in feeds))
         fmt = next((f.data_format for f in feeds), CHANNELS_LAST)
+        pre = tuple(dict.fromkeys(step for f in feeds for step in f.pre))  # ordered, once each
+        if len(feeds) == 1 and feeds[0].from_inputs and keras_layers.is_preprocessing(op):
+            step = keras_layers.preprocessing_step(op, hollow=self.g.hollow)
+            return _Feed(srcs, None, False, fmt, None, pre + ((step,) if step else ()))
         if keras_layers.holds_weights(op):
-            return self._weighted(op, prefix + op.name, feeds, srcs, fmt)
+            return self._weighted(op, prefix + op.name, feeds, srcs, fmt, args)
+        if isinstance(op, _ZERO_PADDING) and len(feeds) == 1:
+            return _Feed(srcs, None, False, fmt, pad.add(feeds[0].pads, keras_layers.zero_padding(op)), pre)
         flat = next((f for f in feeds if f.after_flatten), None)
         if isinstance(op, (keras.layers.Flatten, keras.layers.Reshape)) and len(args) == 1 \
                 and len(args[0].shape) > 2 and len(t.shape) == 2:
-            return _Feed(srcs, _flatten_from(op, args[0], fmt), True, fmt)
+            return _Feed(srcs, _flatten_from(op, args[0], fmt), True, fmt, None, pre)
         if flat is not None:
-            return _Feed(srcs, flat.flatten_from, True, fmt)
-        return _Feed(srcs, None, False, fmt)
+            return _Feed(srcs, flat.flatten_from, True, fmt, None, pre)
+        return _Feed(srcs, None, False, fmt, None, pre)
 
-    def _weighted(self, layer, name: str, feeds: list[_Feed], srcs, fmt: str) -> _Feed:
+    def _weighted(self, layer, name: str, feeds: list[_Feed], srcs, fmt: str, args) -> _Feed:
         if name in self.g.nodes:
             raise UnsupportedLayerError(
                 f"Keras layer '{name}' is called more than once (shared weights); bnport pairs each "
@@ -132,8 +149,23 @@ class _Walker:
         flatten_from = flat.flatten_from if flat else None
         spec = keras_layers.read(layer, flatten_from=flatten_from, hollow=self.g.hollow)
         reread = (lambda: keras_layers.read(layer, flatten_from=flatten_from)) if self.g.hollow else None
-        self.g.add(Node(name, spec, preds, layer, flatten_from=flatten_from, reread=reread))
+        explicit = feeds[0].pads if len(feeds) == 1 else None
+        sizes = _spatial_sizes(args[0], _layout(layer, fmt), explicit) if args else None
+        pre = tuple(dict.fromkeys(step for f in feeds if f.from_inputs for step in f.pre))
+        self.g.add(Node(name, spec, preds, layer, flatten_from=flatten_from, reread=reread,
+                        padding=keras_layers.padding(layer, explicit), input_sizes=sizes, preprocessing=pre))
         return _Feed(frozenset({name}), None, False, _layout(layer, fmt))
+
+
+def _spatial_sizes(tensor, fmt: str, explicit: pad.Sides | None) -> tuple[int | None, ...] | None:
+    """The spatial sizes of a layer's input before the zero padding ``explicit`` that was added to it."""
+    shape = tuple(tensor.shape)
+    if len(shape) < 3:
+        return None
+    sizes = tuple(shape[1:-1]) if fmt == CHANNELS_LAST else tuple(shape[2:])
+    if explicit is None or len(explicit) != len(sizes):
+        return sizes
+    return tuple(None if n is None else n - b - a for n, (b, a) in zip(sizes, explicit, strict=True))
 
 
 def graph(model, *, hollow: bool = False) -> Graph:

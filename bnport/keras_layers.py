@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from bnport import keras_bn, layout
+from bnport import padding as pad
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.keras_bn import variable_to_numpy
 from bnport.layers import AnySpec, LayerSpec, Write, check_shape
@@ -151,7 +152,7 @@ def supported(layer) -> bool:
 
 def holds_weights(layer) -> bool:
     """Whether the layer itself owns variables (nested models are walked, not counted)."""
-    return not isinstance(layer, keras.Model) and bool(layer.weights)
+    return not isinstance(layer, keras.Model) and bool(getattr(layer, "weights", None))
 
 
 def read(layer, *, flatten_from: tuple[int, ...] | None = None, hollow: bool = False) -> AnySpec:
@@ -230,3 +231,59 @@ def settings(layer) -> dict[str, object]:
     if isinstance(layer, L.BatchNormalization):
         out["momentum"] = round(1.0 - float(layer.momentum), 15)
     return out
+
+
+#: layers that transform a model's raw input before its first weight-holding layer (PyTorch models leave this to
+#: the data pipeline: torchvision's transforms, timm's ``resolve_data_config``)
+PREPROCESSING = (L.Rescaling, L.Normalization)
+
+
+def is_preprocessing(layer) -> bool:
+    """Whether ``layer`` is an input preprocessing layer (:data:`PREPROCESSING`)."""
+    return isinstance(layer, PREPROCESSING)
+
+
+def preprocessing_step(layer, *, hollow: bool = False) -> str | None:
+    """What a preprocessing layer does, in a few words; None when it is the identity (scale 1 and offset 0; mean 0
+    and variance 1). A layer whose values cannot be read (a model built without values) is described as such."""
+    if isinstance(layer, L.Rescaling):
+        scale, offset = np.asarray(layer.scale, np.float64), np.asarray(layer.offset, np.float64)
+        if np.all(scale == 1) and np.all(offset == 0):
+            return None
+        return f"Keras {layer.name}: Rescaling(scale={_short(scale)}, offset={_short(offset)})"
+    try:
+        mean, var = (np.asarray(keras.ops.convert_to_numpy(v), np.float64) for v in (layer.mean, layer.variance))
+    except Exception:
+        return f"Keras {layer.name}: Normalization (its mean and variance are not readable here)"
+    if np.all(mean == 0) and np.all(var == 1):
+        return None
+    what = "x * sqrt(variance) + mean" if getattr(layer, "invert", False) else "(x - mean) / sqrt(variance)"
+    return f"Keras {layer.name}: Normalization {what}, mean={_short(mean)}, variance={_short(var)}"
+
+
+def _short(values: np.ndarray) -> str:
+    flat = values.reshape(-1)
+    shown = ", ".join(f"{v:.4g}" for v in flat[:3]) + (", ..." if flat.size > 3 else "")
+    return shown if flat.size == 1 else f"[{shown}]"
+
+
+def zero_padding(layer) -> pad.Sides:
+    """(before, after) per spatial axis of a ``ZeroPadding1D/2D/3D`` layer."""
+    value = layer.padding
+    if isinstance(layer, L.ZeroPadding1D):
+        return (tuple(int(v) for v in value),)
+    return tuple((int(b), int(a)) for b, a in value)
+
+
+def padding(layer, explicit: pad.Sides | None) -> pad.Padding | None:
+    """The zero padding a convolution's input gets (``explicit``: from zero-padding layers feeding it directly);
+    None for other layers."""
+    if not isinstance(layer, (*_CONV, *_DEPTHWISE)):
+        return None
+    rank = len(layer.kernel_size)
+    explicit = explicit or pad.none(rank)
+    how = f"ZeroPadding{rank}D {pad.text(explicit)} before " if any(map(any, explicit)) else ""
+    if layer.padding == "causal":
+        k, d = layer.kernel_size[0], layer.dilation_rate[0]
+        return pad.Padding(pad.add(explicit, (((k - 1) * d, 0),)), (0,), False, how + "padding='causal'")
+    return pad.Padding(explicit, (0,) * rank, layer.padding == "same", how + f"padding='{layer.padding}'")

@@ -87,10 +87,13 @@ def dtype_of(spec: AnySpec) -> str | None:
     return next((v.dtype.name for v in tensors_of(spec).values()), None)
 
 
-def settings_conflicts(src: AnySpec, dst: AnySpec) -> list[str]:
+def settings_conflicts(src: AnySpec, src_values: AnySpec, dst: AnySpec,
+                       sides: tuple[str, str] = ("source", "destination")) -> list[str]:
     """Settings that differ between two layers of the same signature and would change the output.
 
-    BatchNorm epsilon and momentum are not listed: the port carries the source's values.
+    ``src_values`` is ``src`` with its values (a destination read for its shapes only holds none): a bias is a
+    conflict only when it is not zero. ``sides`` names the two frameworks in messages. BatchNorm epsilon and
+    momentum are not listed: the port carries the source's values.
     """
     out = []
     a_dtype, b_dtype = dtype_of(src), dtype_of(dst)
@@ -101,10 +104,11 @@ def settings_conflicts(src: AnySpec, dst: AnySpec) -> list[str]:
     for key in ("stride", "dilation"):
         a, b = src.attrs.get(key), dst.attrs.get(key)
         if a is not None and b is not None and tuple(a) != tuple(b):
-            out.append(f"{key} {tuple(a)} vs {tuple(b)}")
-    bias = src.arrays.get("bias")
+            out.append(f"{key} {tuple(a)} ({sides[0]}) vs {tuple(b)} ({sides[1]})")
+    bias = src_values.arrays.get("bias")
     if bias is not None and "bias" not in dst.arrays and np.any(bias != 0):
-        out.append("the source has a bias the destination layer has no room for (build it with a bias)")
+        out.append(f"the {sides[0]} layer adds a bias (not all zero) that the {sides[1]} layer has no room for "
+                   f"(build it with a bias)")
     return out
 
 

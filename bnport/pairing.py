@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bnport.differences import Difference, differences
 from bnport.errors import IncompatibleLayerError, UsageError
 from bnport.graph import Graph, Node, labels
 from bnport.layers import describe, settings_conflicts, signature
@@ -45,19 +46,24 @@ class Plan:
     unsupported_keras: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     ambiguous: list[str] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
     ambiguous_names: set[str] = field(default_factory=set, repr=False)
+    conflicts_of: dict[str, list[str]] = field(default_factory=dict, repr=False)  # PyTorch name -> its conflicts
     torch_graph: Graph | None = field(default=None, repr=False)
     keras_graph: Graph | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        """Every weight-holding layer on both sides is paired, and no pair conflicts."""
+        """Every weight-holding layer on both sides is paired, no pair conflicts, and the definitions do not make
+        the two compute different things."""
         return not (self.problems(strict=True))
 
     def problems(self, *, strict: bool) -> list[str]:
-        """Lines describing what stops a port; unmatched and unsupported layers count only when strict."""
+        """Lines describing what stops a port; unmatched and unsupported layers and differences of the definitions
+        (:mod:`bnport.differences`) count only when strict."""
         out = [f"conflict: {c}" for c in self.conflicts] + [f"ambiguous: {a}" for a in self.ambiguous]
         if strict:
+            out += [f"differs: {d.torch_name} <-> {d.keras_name}: {d}" for d in self.differences]
             out += [f"unmatched PyTorch layer: {n}" for n in self.unmatched_torch]
             out += [f"unmatched Keras layer: {n}" for n in self.unmatched_keras]
             out += [f"unsupported PyTorch layer: {n}" for n in self.unsupported_torch]
@@ -83,6 +89,7 @@ class Plan:
             "unsupported_keras": self.unsupported_keras,
             "conflicts": self.conflicts,
             "ambiguous": self.ambiguous,
+            "differences": [d.__dict__ for d in self.differences],
         }
 
     def __str__(self) -> str:
@@ -154,8 +161,12 @@ def _read_mapping_file(path: Path) -> object:
         raise UsageError(f"mapping file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
 
 
-def match(tg: Graph, kg: Graph, mapping: object = None) -> Plan:
-    """Pair two reduced graphs; see the module docstring for the order of evidence."""
+def match(tg: Graph, kg: Graph, mapping: object = None, *, source: str | None = "torch") -> Plan:
+    """Pair two reduced graphs; see the module docstring for the order of evidence.
+
+    ``source``: the framework ported from (``"torch"`` or ``"keras"``), which decides which settings conflict (a
+    bias the destination has no room for); None checks both ways, as a comparison of two given models does.
+    """
     m = load_mapping(mapping)
     plan = Plan(unsupported_torch=list(tg.unsupported), unsupported_keras=list(kg.unsupported),
                 torch_graph=tg, keras_graph=kg)
@@ -174,7 +185,11 @@ def match(tg: Graph, kg: Graph, mapping: object = None) -> Plan:
         if t_name in paired:
             k_name, how = paired[t_name]
             plan.pairs.append(Pair(t_name, k_name, signature(tg.nodes[t_name].spec)[0], how))
-            plan.conflicts += _pair_conflicts(tg.nodes[t_name], kg.nodes[k_name])
+            found = _pair_conflicts(tg.nodes[t_name], kg.nodes[k_name], source)
+            plan.conflicts += found
+            if found:
+                plan.conflicts_of[t_name] = found
+    plan.differences = differences(tg, kg, plan.pairs)
     return plan
 
 
@@ -229,7 +244,14 @@ def _ambiguities(t_left, k_left, t_lab, k_lab, tg: Graph, plan: Plan) -> None:
             )
 
 
-def _pair_conflicts(t: Node, k: Node) -> list[str]:
+def _pair_conflicts(t: Node, k: Node, source: str | None) -> list[str]:
     if signature(t.spec) != signature(k.spec):
         return [f"PyTorch {t.name} is {describe(t.spec)} but Keras {k.name} is {describe(k.spec)}"]
-    return [f"{t.name} <-> {k.name}: {c}" for c in settings_conflicts(t.spec, k.spec)]
+    if source == "keras":
+        found = settings_conflicts(k.spec, k.values(), t.spec, ("Keras", "PyTorch"))
+    elif source == "torch":
+        found = settings_conflicts(t.spec, t.spec, k.spec, ("PyTorch", "Keras"))
+    else:
+        found = list(dict.fromkeys(settings_conflicts(t.spec, t.spec, k.spec, ("PyTorch", "Keras"))
+                                   + settings_conflicts(k.spec, k.values(), t.spec, ("Keras", "PyTorch"))))
+    return [f"{t.name} <-> {k.name}: {c}" for c in found]

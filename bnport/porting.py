@@ -25,16 +25,26 @@ def plan(src_model, dst_model, mapping: object = None) -> Plan:
 
     Args:
         src_model, dst_model: one ``torch.nn.Module`` (traceable by torch.fx) and one functional or
-            sequential Keras model (built).
+            sequential Keras model (built); the first is the source of a port, which decides what conflicts (a
+            non-zero bias the destination has no room for).
         mapping: None, a dict ``{torch_name: keras_name}`` or ``{"pairs": {...}, "rules": [{"torch": REGEX,
             "keras": REPLACEMENT}]}``, or a JSON/YAML file holding one.
+
+    Besides pairs and conflicts, the plan lists what makes the two definitions compute different things
+    whatever the weights (``Plan.differences``: zero padding on other sides, Keras preprocessing layers).
     """
+    return _plan(src_model, dst_model, mapping, source_first=True)
+
+
+def _plan(a, b, mapping: object, *, source_first: bool) -> Plan:
+    """:func:`plan`; ``source_first=False`` compares two given models, neither being the source."""
     from bnport import keras_graph, torch_graph
 
-    torch_model, keras_model = torch_and_keras(src_model, dst_model)
-    keras_is_destination = keras_model is dst_model  # read the destination's shapes, not its values
+    torch_model, keras_model = torch_and_keras(a, b)
+    keras_is_destination = keras_model is b  # read the destination's shapes, not its values
+    source = (TORCH if torch_model is a else "keras") if source_first else None
     return match(torch_graph.graph(torch_model), keras_graph.graph(keras_model, hollow=keras_is_destination),
-                 mapping)
+                 mapping, source=source)
 
 
 @dataclass
@@ -47,20 +57,27 @@ class PortReport:
     bytes: int = 0
     unmatched_src: list[str] = field(default_factory=list)
     unmatched_dst: list[str] = field(default_factory=list)
+    unsupported_src: list[str] = field(default_factory=list)
+    unsupported_dst: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
     plan: Plan | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         lines = [f"ported {len(self.pairs)} layers ({self.tensors} tensors, {self.bytes / 2**20:.1f} MiB) "
                  f"{self.direction}"]
-        lines += [f"  not ported (source): {n}" for n in self.unmatched_src]
-        lines += [f"  left as it was (destination): {n}" for n in self.unmatched_dst]
+        lines += [f"  not ported (source, no partner): {n}" for n in self.unmatched_src]
+        lines += [f"  not ported (source, no mapping in bnport): {n}" for n in self.unsupported_src]
+        lines += [f"  left as it was (destination, no partner): {n}" for n in self.unmatched_dst]
+        lines += [f"  left as it was (destination, no mapping in bnport): {n}" for n in self.unsupported_dst]
+        lines += [f"  computes differently: {d}" for d in self.differences]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         """A JSON-ready description."""
         return {"direction": self.direction, "tensors": self.tensors, "bytes": self.bytes,
                 "pairs": [p.__dict__ for p in self.pairs], "unmatched_src": self.unmatched_src,
-                "unmatched_dst": self.unmatched_dst}
+                "unmatched_dst": self.unmatched_dst, "unsupported_src": self.unsupported_src,
+                "unsupported_dst": self.unsupported_dst, "differences": self.differences}
 
 
 def port(
@@ -75,8 +92,9 @@ def port(
     """Copy every weight and BatchNorm state of ``src_model`` into ``dst_model`` (direction from the types).
 
     Everything is planned and checked before the first tensor is written, so an error leaves ``dst_model`` as
-    it was. With ``strict=True`` any unmatched or unsupported weight-holding layer is an error; with
-    ``strict=False`` they are left out and reported.
+    it was. With ``strict=True`` any unmatched or unsupported weight-holding layer is an error, and so is a
+    difference of the two definitions that makes them compute different things whatever the weights
+    (``Plan.differences``: padding, preprocessing); with ``strict=False`` they are left out and reported.
     Conflicts (shapes, strides, dtypes, flatten order) and ambiguities are errors either way.
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
@@ -121,6 +139,9 @@ def prepared(
     report = PortReport(TO_KERAS if to_keras else TO_TORCH, plan=p)
     report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
     report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
+    report.unsupported_src = p.unsupported_torch if to_keras else p.unsupported_keras
+    report.unsupported_dst = p.unsupported_keras if to_keras else p.unsupported_torch
+    report.differences = [f"{d.torch_name} <-> {d.keras_name}: {d}" for d in p.differences]
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
         checked = None
         if not allow_bad_stats:  # numpy reads only: on a worker while the writes are prepared

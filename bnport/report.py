@@ -30,10 +30,13 @@ def table(report) -> str:
         verdict = "ok" if row.passed else ("FAIL " + (c.detail or ", ".join(f.code for f in row.findings))).strip()
         lines.append(f"{row.torch_name[:28]:<28} {row.keras_name[:28]:<28} {row.kind:<14} {c.max_abs:>9.2e} "
                      f"{c.max_rel:>9.2e} {row.tolerance:>9.2e}  {verdict}")
-    for name in report.not_compared:
-        lines.append(f"not compared (inside a nested Keras model): {name}")
+    lines += [f"not compared: {entry}" for entry in report.not_compared]
+    lines += [f"not paired: {entry}" for entry in report.unpaired]
     if report.ok:
         lines.append(f"ok: {len(report.rows)} layers and {len(report.final)} outputs within tolerance")
+    elif report.first_divergence is None:
+        lines.append(f"NOT OK: {len(report.not_compared)} requested comparisons were not made (above); "
+                     f"{len(report.rows)} layers and {len(report.final)} outputs compared within tolerance")
     else:
         first = report.first_divergence
         lines.append(f"DRIFT: first divergence at {first.torch_name} <-> {first.keras_name} ({first.kind})")
@@ -50,9 +53,9 @@ def write_json(report, path: str | Path) -> None:
 def write_junit(report, path: str | Path) -> None:
     """JUnit XML: one test case per compared pair and per output; failures carry the numbers and findings."""
     rows = report.rows + report.final
-    suite = ET.Element("testsuite", name="bnport.verification", tests=str(len(rows)),
-                       failures=str(sum(not r.passed for r in rows)), errors="0", skipped="0",
-                       time=f"{report.seconds.get('total', sum(report.seconds.values())):.3f}")
+    suite = ET.Element("testsuite", name="bnport.verification", tests=str(len(rows) + len(report.not_compared)),
+                       failures=str(sum(not r.passed for r in rows)), errors=str(len(report.not_compared)),
+                       skipped="0", time=f"{report.seconds.get('total', sum(report.seconds.values())):.3f}")
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=f"bnport.{row.kind}",
                              name=f"{row.torch_name} <-> {row.keras_name}")
@@ -62,6 +65,10 @@ def write_junit(report, path: str | Path) -> None:
             text = str(c) + "".join(f"\n{f}" for f in found)
             ET.SubElement(case, "failure", message=f"max abs {c.max_abs:.3g} > tolerance {row.tolerance:.3g}"
                           if not c.detail else c.detail, type="drift").text = text
+    for entry in report.not_compared:  # a requested comparison that could not run: an error, not a pass
+        pair, _, reason = entry.partition(": ")
+        case = ET.SubElement(suite, "testcase", classname="bnport.not_compared", name=pair)
+        ET.SubElement(case, "error", message=reason or entry, type="not-compared").text = entry
     with atomic_path(Path(path), ".xml") as tmp:
         ET.ElementTree(suite).write(tmp, encoding="utf-8", xml_declaration=True)
 
@@ -82,10 +89,13 @@ def write_html(report, path: str | Path) -> None:
             f"<td>{html.escape(row.keras_name)}</td><td>{row.kind}</td><td>{c.max_abs:.3g}</td>"
             f"<td>{c.max_rel:.3g}</td><td>{row.tolerance:.3g}</td><td>{'ok' if row.passed else 'FAIL'}</td></tr>"
         )
+    first = report.first_divergence
     verdict = "ok" if report.ok else (
-        f"DRIFT: first divergence at {html.escape(report.first_divergence.torch_name)} &harr; "
-        f"{html.escape(report.first_divergence.keras_name)}")
+        f"NOT OK: {len(report.not_compared)} requested comparisons were not made" if first is None else
+        f"DRIFT: first divergence at {html.escape(first.torch_name)} &harr; {html.escape(first.keras_name)}")
     findings = "".join(f"<li><b>{f.code}</b> {html.escape(f.message)}</li>" for f in report.findings)
+    findings += "".join(f"<li><b>not compared</b> {html.escape(e)}</li>" for e in report.not_compared)
+    findings += "".join(f"<li><b>not paired</b> {html.escape(e)}</li>" for e in report.unpaired)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bnport verify</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}

@@ -29,4 +29,8 @@ def run(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray] | np.ndarray) -
     sess = session(model)
     if isinstance(inputs, np.ndarray):
         inputs = {sess.get_inputs()[0].name: inputs}
-    return sess.run(None, dict(inputs))
+    try:
+        return sess.run(None, dict(inputs))
+    except Exception as exc:  # onnxruntime raises ValueError, RuntimeError or its own Fail/InvalidArgument types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"onnxruntime could not run the model '{model.graph.name}': {first}") from exc

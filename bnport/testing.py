@@ -25,6 +25,8 @@ def assert_ported(
     report = verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol)
     if not report.ok:
         first = report.first_divergence
+        if first is None:
+            raise AssertionError("not every requested comparison was made:\n" + str(report))
         raise AssertionError(
             f"ported model drifts: first divergence at {first.torch_name} <-> {first.keras_name} ({first.kind})\n"
             + "".join(f"  {f}\n" for f in report.findings) + str(report)

@@ -54,7 +54,7 @@ def depths(graph: Graph) -> dict[str, float]:
 def output_depth(graph: Graph) -> float:
     """The depth of the deepest layer feeding a model output."""
     d = depths(graph)
-    return max((d[n] for slot in graph.outputs for n in slot), default=0.0) + OPS_PER_LAYER
+    return max((d.get(n, 0.0) for slot in graph.outputs for n in slot), default=0.0) + OPS_PER_LAYER
 
 
 def tolerance(depth: float, reference: np.ndarray) -> float:

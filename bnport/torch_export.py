@@ -75,7 +75,20 @@ def with_taps(model: torch.nn.Module, names: Sequence[str]) -> tuple[torch.nn.Mo
     out_node = next(n for n in traced.graph.nodes if n.op == "output")
     finals: list[fx.Node] = []
     fx.node.map_arg(out_node.args[0], finals.append)
-    out_node.args = (tuple(finals) + tuple(calls[n] for n in names),)
+    out_node.args = (tuple(finals) + tuple(_snapshot(traced.graph, calls[n]) for n in names),)
     traced.graph.lint()
     traced.recompile()
     return traced, len(finals)
+
+
+def _snapshot(graph, node):
+    """A copy of ``node``'s output taken right after it is computed.
+
+    torchvision and timm run activations in place (``nn.ReLU(inplace=True)``, ``out += identity``): the tensor a
+    module returns is overwritten by the next operation, so a tap returning the tensor itself would report the
+    value after the activation. The copy is made before any later operation runs.
+    """
+    import torch
+
+    with graph.inserting_after(node):
+        return graph.call_function(torch.clone, (node,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import fx, nn
 
+from bnport import padding as pad
 from bnport import torch_layers
 from bnport.errors import UnsupportedLayerError
 from bnport.graph import Graph, Node, input_name
@@ -37,6 +38,7 @@ def graph(model: nn.Module) -> Graph:
     modules = dict(model.named_modules())
     g = Graph("torch")
     feeds: dict[fx.Node, frozenset[str]] = {}
+    pads: dict[fx.Node, pad.Sides] = {}  # zero padding added by the operations directly behind a tensor
     inputs = 0
     for node in dataflow(model).nodes:
         srcs = frozenset().union(*(feeds.get(a, frozenset()) for a in node.all_input_nodes))
@@ -44,7 +46,8 @@ def graph(model: nn.Module) -> Graph:
             feeds[node] = frozenset({input_name(inputs)})
             inputs += 1
         elif node.op == "call_module" and torch_layers.holds_weights(modules[node.target]):
-            added = _add(g, node.target, modules[node.target], srcs)
+            explicit = pads.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+            added = _add(g, node.target, modules[node.target], srcs, explicit)
             feeds[node] = frozenset({node.target}) if added else srcs
         elif node.op == "get_attr":
             g.unsupported.append(f"{node.target} (a tensor used directly in forward)")
@@ -55,7 +58,32 @@ def graph(model: nn.Module) -> Graph:
             g.outputs = tuple(tuple(sorted(feeds.get(n, frozenset()), key=_order(g))) for n in slots)
         else:
             feeds[node] = srcs
+            sides = _zero_padding(node, modules)
+            if sides is not None:
+                pads[node] = pad.add(pads.get(node.args[0]), sides)
     return g
+
+
+def _zero_padding(node: fx.Node, modules: dict[str, nn.Module]) -> pad.Sides | None:
+    """(before, after) per padded axis, first axis first, when ``node`` is a constant zero padding of known size."""
+    if node.op == "call_module":
+        module = modules[node.target]
+        if not isinstance(module, (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
+                                   nn.ConstantPad3d)) or getattr(module, "value", 0) != 0:
+            return None
+        amounts = module.padding
+    elif node.op == "call_function" and node.target is nn.functional.pad:
+        amounts = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad")
+        mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+        value = node.args[3] if len(node.args) > 3 else node.kwargs.get("value")
+        if mode != "constant" or value not in (None, 0, 0.0):
+            return None
+    else:
+        return None
+    if not isinstance(amounts, (tuple, list)) or not all(isinstance(a, int) for a in amounts) or len(amounts) % 2:
+        return None
+    pairs = [(amounts[i], amounts[i + 1]) for i in range(0, len(amounts), 2)]  # last axis first
+    return tuple(reversed(pairs))
 
 
 def _order(g: Graph):
@@ -63,7 +91,7 @@ def _order(g: Graph):
     return lambda name: g.position.get(name, -1)
 
 
-def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str]) -> bool:
+def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str], explicit: pad.Sides | None) -> bool:
     if name in g.nodes:
         raise UnsupportedLayerError(
             f"module '{name}' is called more than once in forward (shared weights); bnport pairs each "
@@ -73,7 +101,7 @@ def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str]) -> bool:
         g.unsupported.append(f"{name} ({type(module).__name__})")
         return False
     preds = tuple(sorted(srcs, key=_order(g)))
-    g.add(Node(name, torch_layers.read(module), preds, module))
+    g.add(Node(name, torch_layers.read(module), preds, module, padding=torch_layers.padding(module, explicit)))
     return True
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from bnport import padding as pad
 from bnport import torch_bn
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.layers import AnySpec, LayerSpec, Write, check_shape
@@ -138,7 +139,7 @@ def state_after(writes: list[Write], model: nn.Module) -> dict[str, torch.Tensor
     return {key: state[key] for key in entries} if len(state) == len(entries) else None
 
 
-__all__ = ["commit", "holds_weights", "prepare", "read", "state_after", "supported"]
+__all__ = ["commit", "holds_weights", "padding", "prepare", "read", "state_after", "supported"]
 
 
 def settings(module: nn.Module) -> dict[str, object]:
@@ -149,3 +150,24 @@ def settings(module: nn.Module) -> dict[str, object]:
     if isinstance(module, _BatchNorm):
         out["momentum"] = module.momentum
     return out
+
+
+def padding(module: nn.Module, explicit: pad.Sides | None) -> pad.Padding | None:
+    """The zero padding a convolution's input gets (``explicit``: from padding operations feeding it directly);
+    None for other modules. timm's ``Conv2dSame`` pads TensorFlow's way ("same") at run time."""
+    if not isinstance(module, _CONV):
+        return None
+    rank = len(module.kernel_size)
+    if explicit is not None and len(explicit) < rank:  # F.pad of the last axes only
+        explicit = pad.none(rank - len(explicit)) + tuple(explicit)
+    padded = explicit is not None and len(explicit) == rank and any(map(any, explicit))
+    explicit = explicit if explicit is not None and len(explicit) == rank else pad.none(rank)
+    how = f"F.pad {pad.text(explicit)} before " if padded else ""
+    if type(module).__name__ == "Conv2dSame":
+        return pad.Padding(explicit, (0,) * rank, True, how + "timm Conv2dSame (TensorFlow 'same')")
+    if module.padding == "same":
+        return pad.Padding(explicit, (0,) * rank, True, how + "padding='same'")
+    if module.padding == "valid":
+        return pad.Padding(explicit, (0,) * rank, False, how + "padding='valid'")
+    own = tuple(int(p) for p in module.padding)
+    return pad.Padding(explicit, own, False, how + f"padding={own}")

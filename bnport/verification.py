@@ -59,12 +59,15 @@ class VerifyReport:
     """Result of :func:`verify`.
 
     Attributes:
-        ok: every compared pair and the final output passed.
+        ok: every requested comparison was made and passed (each pair when ``per_layer``, and the outputs).
         rows: one per compared pair, in PyTorch execution order.
         final: the model outputs compared.
         first_divergence: the first failing row, or None.
         findings: what ``explain``-style checks say about the first divergence.
-        not_compared: pairs that could not be exposed (layers inside nested Keras models).
+        not_compared: requested comparisons that were not made, each ``"torch <-> keras: reason"``; any makes the
+            report not ok (with ``per_layer=True``, a plan without a single pair is one).
+        unpaired: weight-holding layers of either model that no pair covers, each with the reason (the final
+            outputs still compare what they compute).
         input_shape: channels-first shape of the inputs.
         seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
             wall time; the PyTorch graph runs in onnxruntime while the Keras model is exported, so the stages
@@ -77,6 +80,7 @@ class VerifyReport:
     first_divergence: Row | None
     findings: tuple[Finding, ...]
     not_compared: list[str] = field(default_factory=list)
+    unpaired: list[str] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -93,6 +97,7 @@ class VerifyReport:
                                                               "keras_name": first.keras_name, "kind": first.kind},
             "findings": [f.as_dict() for f in self.findings],
             "not_compared": self.not_compared,
+            "unpaired": self.unpaired,
             "seconds": self.seconds,
         }
 
@@ -127,20 +132,21 @@ def verify(
     The tolerance of a layer grows with its depth (see :mod:`bnport.tolerance`): ``2 * 2**-24 * depth *
     max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it.
     """
-    from bnport import keras_export, torch_export
+    from bnport import keras_export, keras_taps, torch_export
     from bnport.frameworks import torch_and_keras
-    from bnport.porting import plan as make_plan
+    from bnport.porting import _plan
 
     torch_model, keras_model = torch_and_keras(torch_model, keras_model)
-    p = make_plan(torch_model, keras_model, mapping)
-    p.raise_for_problems(strict=False)
+    p = _plan(torch_model, keras_model, mapping, source_first=False)
+    if p.ambiguous:  # conflicts and differences are diagnosed where the outputs part; a guess is never made
+        p.raise_for_problems(strict=False)
     keras_last = _keras_channels_last(p)
     x = _inputs(keras_model, inputs, seed, keras_last)
     clock: dict[str, float] = {}
     wanted = p.pairs if per_layer else []
-    k_tapped, k_finals, skipped = keras_export.with_taps(keras_model, [x.keras_name for x in wanted])
-    untapped = set(skipped)
-    pairs = [x for x in wanted if x.keras_name not in untapped]
+    k_tapped = keras_taps.tapped(keras_model, [x.keras_name for x in wanted])
+    k_finals = k_tapped.finals
+    pairs = [x for x in wanted if x.keras_name not in k_tapped.skipped]
     names = [x.torch_name for x in pairs]
     began = start = time.perf_counter()
     t_tapped, t_finals = torch_export.with_taps(torch_model, names)
@@ -162,9 +168,21 @@ def verify(
     failing = [r for r in rows + final if not r.passed]
     first = failing[0] if failing else None
     findings = _diagnose(first, p) if first is not None else ()
-    return VerifyReport(ok=not failing, rows=rows, final=final, first_divergence=first, findings=findings,
-                        not_compared=[f"{x.torch_name} <-> {x.keras_name}" for x in wanted if x.keras_name in untapped],
+    not_compared = [f"{x.torch_name} <-> {x.keras_name}: {k_tapped.skipped[x.keras_name]}" for x in wanted
+                    if x.keras_name in k_tapped.skipped]
+    if per_layer and not wanted:
+        not_compared.append("no layer pair: the plan paired no weight-holding layers; only the outputs were compared")
+    return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
+                        findings=findings, not_compared=not_compared, unpaired=_unpaired(p),
                         input_shape=tuple(x.shape), seconds=clock)
+
+
+def _unpaired(p: Plan) -> list[str]:
+    """The weight-holding layers no comparison covers on its own, each with the reason."""
+    return ([f"PyTorch {n}: no Keras layer pairs with it" for n in p.unmatched_torch]
+            + [f"Keras {n}: no PyTorch layer pairs with it" for n in p.unmatched_keras]
+            + [f"PyTorch {n}: bnport has no mapping for it" for n in p.unsupported_torch]
+            + [f"Keras {n}: bnport has no mapping for it" for n in p.unsupported_keras])
 
 
 def _timed(fn, *args):
@@ -246,6 +264,8 @@ def _diagnose(row: Row, p: Plan) -> tuple[Finding, ...]:
         return (Finding("output", "every compared layer passed but the final outputs differ: the difference comes "
                                   "from weightless operations (padding, pooling, activations, flatten) or an "
                                   "unported layer"),)
+    known = [Finding(d.code, d.message) for d in p.differences if d.torch_name == row.torch_name]
+    known += [Finding("conflict", c) for c in p.conflicts_of.get(row.torch_name, [])]
     found = [f for f in diagnose_pair(p, row.torch_name, row.keras_name)
-             if not (row.findings and f.code == "upstream")]
-    return tuple(row.findings) + tuple(found)
+             if not ((row.findings or known) and f.code == "upstream")]
+    return tuple(row.findings) + tuple(known) + tuple(f for f in found if f.code not in {k.code for k in known})

@@ -88,7 +88,7 @@ def test_mismatched_architectures_list_every_problem():
     with pytest.raises(PlanError) as info:
         port(torch_model("resnet"), fresh("mobilenet", "keras"))
     text = str(info.value)
-    assert "conflict: conv1 <-> Conv1: stride (1, 1) vs (2, 2)" in text  # same shapes, different stride
+    assert "conflict: conv1 <-> Conv1: stride (1, 1) (PyTorch) vs (2, 2) (Keras)" in text  # same shapes
     assert "unmatched PyTorch layer: layer2.downsample.0" in text and "unmatched Keras layer: Conv_1" in text
     assert text.count("unmatched") > 10
 

@@ -15,6 +15,7 @@ import pytest
 from models import FIXTURES, SMALL, architectures, fresh, keras_model, sample, torch_model
 
 from bnport import chart, report
+from bnport.pairing import PlanError
 from bnport.porting import port
 from bnport.testing import assert_ported
 from bnport.verification import verify
@@ -98,7 +99,11 @@ def test_flatten_order_mistake_is_named():
 
 def test_stride2_same_padding_mismatch_is_named():
     t, k = torch_model("resnet"), architectures.keras_resnet(same_padding=True)
-    port(t, k)  # the weights port fine: only the padding differs
+    with pytest.raises(PlanError, match=r"differs: layer2.conv1 <-> stage2_1_conv: \[same-padding\] the 16x16 "
+                       r"input .* zero-padded \(1, 1\) x \(1, 1\) .* \(0, 1\) x \(0, 1\) \(padding='same'\)"):
+        port(t, k)  # the weights fit, but the definitions pad differently: known before anything is written
+    report = port(t, k, strict=False)
+    assert [d.split(":")[0] for d in report.differences] == ["layer2.conv1 <-> stage2_1_conv"]
     assert _first(verify(t, k)) == ("layer2.conv1", "stage2_1_conv", ["same-padding"])
 
 
@@ -241,7 +246,7 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(k, x.shape)
     assert not frozen, "the export fell back to freezing"
-    monkeypatch.setattr(keras_export, "_from_function_with_nothing_to_freeze", lambda original: original)
+    monkeypatch.setattr(keras_export, "_from_function_with_nothing_to_freeze", lambda original, captured: original)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(k, x.shape)
     assert frozen, "the comparison did not take tf2onnx's own path"
@@ -255,11 +260,12 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     """With a tap on every weight-holding layer (as verify exports), tf2onnx puts an Identity behind each output;
     bnport has it find the readers of each output from its index instead of scanning the graph: same ops, same
     numbers as tf2onnx's own scan."""
-    from bnport import keras_export, runtime
+    from bnport import keras_export, keras_taps, runtime
     from bnport.keras_graph import graph
 
     k = keras_model(name)
-    tapped, _, _ = keras_export.with_taps(k, list(graph(k).nodes))
+    tapped = keras_taps.tapped(k, list(graph(k).nodes))
+    outputs = tapped.finals + len(tapped.taps)
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     indexed = []
     patched = keras_export._replace_all_inputs_indexed
@@ -271,24 +277,25 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     monkeypatch.setattr(keras_export, "_replace_all_inputs_indexed", counting)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(tapped, x.shape)
-    assert sum(indexed) >= len(tapped.outputs) - 1, "the indexed path was not taken"
+    assert sum(indexed) >= outputs - 1, "the indexed path was not taken"
     monkeypatch.setattr(keras_export, "_replace_all_inputs_indexed", lambda original: original)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
     got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
-    assert len(got) == len(tapped.outputs) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert len(got) == outputs and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
 
 
 @pytest.mark.parametrize("name", SMALL)
 def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypatch):
     """Tracing without autograph (as Keras's own export does) gives the graph tracing with it gives."""
-    from bnport import keras_export, runtime
+    from bnport import keras_export, keras_taps, runtime
     from bnport.keras_graph import graph
 
     k = keras_model(name)
-    tapped, _, _ = keras_export.with_taps(k, list(graph(k).nodes))
+    tapped = keras_taps.tapped(k, list(graph(k).nodes))
+    outputs = tapped.finals + len(tapped.taps)
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     assert keras_export.AUTOGRAPH is False
@@ -298,4 +305,4 @@ def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypat
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
-    assert len(got) == len(tapped.outputs) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert len(got) == outputs and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
