@@ -32,6 +32,7 @@ CODES = (
     "padding",
     "preprocessing",
     "conflict",
+    "activation",
     "upstream",
     "output",
 )

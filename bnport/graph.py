@@ -36,6 +36,8 @@ class Node:
         input_sizes: the spatial sizes of its input, where the model fixes them (Keras), else None.
         preprocessing: what the model does to its input before this layer, when only weightless operations lie
             between them (Keras ``Rescaling``, ``Normalization``): one description each, identities left out.
+        activation: (Keras) the activation the layer applies inside itself (``Conv2D(activation="silu")``), by
+            Keras name; None when linear. The layer's output is then the activation's.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Node:
     padding: Padding | None = None
     input_sizes: tuple[int | None, ...] | None = None
     preprocessing: tuple[str, ...] = ()
+    activation: str | None = None
 
     def values(self) -> AnySpec:
         """The spec with its values (a hollow graph's nodes hold shapes only until asked)."""

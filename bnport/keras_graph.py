@@ -153,7 +153,8 @@ class _Walker:
         sizes = _spatial_sizes(args[0], _layout(layer, fmt), explicit) if args else None
         pre = tuple(dict.fromkeys(step for f in feeds if f.from_inputs for step in f.pre))
         self.g.add(Node(name, spec, preds, layer, flatten_from=flatten_from, reread=reread,
-                        padding=keras_layers.padding(layer, explicit), input_sizes=sizes, preprocessing=pre))
+                        padding=keras_layers.padding(layer, explicit), input_sizes=sizes, preprocessing=pre,
+                        activation=keras_layers.activation(layer)))
         return _Feed(frozenset({name}), None, False, _layout(layer, fmt))
 
 

@@ -287,3 +287,13 @@ def padding(layer, explicit: pad.Sides | None) -> pad.Padding | None:
         k, d = layer.kernel_size[0], layer.dilation_rate[0]
         return pad.Padding(pad.add(explicit, (((k - 1) * d, 0),)), (0,), False, how + "padding='causal'")
     return pad.Padding(explicit, (0,) * rank, layer.padding == "same", how + f"padding='{layer.padding}'")
+
+
+def activation(layer) -> str | None:
+    """The Keras name of the activation a layer applies inside itself (``Dense(activation="softmax")``); None when
+    it has none or it is linear."""
+    fn = getattr(layer, "activation", None)
+    if fn is None or isinstance(layer, L.Activation):
+        return None
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return None if name == "linear" else name

@@ -68,8 +68,22 @@ def _input_ndims(layer: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
+def is_batchnorm(layer: object) -> bool:
+    """A ``torch.nn`` BatchNorm (any subclass bnport knows the forward of) or a zoo frozen BatchNorm."""
+    from bnport import torch_zoo
+
+    if isinstance(layer, _BatchNorm):
+        return torch_zoo.computes_as(layer, _BatchNorm)
+    return isinstance(layer, nn.Module) and torch_zoo.is_frozen_batchnorm(layer)
+
+
 def _check_is_batchnorm(layer: object, what: str) -> None:
-    if not isinstance(layer, _BatchNorm):
+    if isinstance(layer, _BatchNorm) and not is_batchnorm(layer):
+        raise UnsupportedLayerError(
+            f"{what} is a {type(layer).__module__}.{type(layer).__name__}, a BatchNorm subclass with a forward of "
+            "its own: bnport cannot tell what it computes"
+        )
+    if not is_batchnorm(layer):
         raise UnsupportedLayerError(
             f"{what} must be a torch.nn BatchNorm1d/2d/3d or SyncBatchNorm module. "
             f"Received: {type(layer).__module__}.{type(layer).__name__}"
@@ -89,6 +103,8 @@ def from_torch(layer: nn.Module) -> BatchNormSpec:
     does not change the spec. The module's training flag is not part of the state (see ``bnport.explain``).
     """
     _check_is_batchnorm(layer, "from_torch's layer")
+    if not isinstance(layer, _BatchNorm):
+        return _from_frozen(layer)
     arrays = {
         "gamma": layer.weight,
         "beta": layer.bias,
@@ -107,6 +123,18 @@ def from_torch(layer: nn.Module) -> BatchNormSpec:
         input_ndims=_input_ndims(layer),
         **arrays,
     )
+
+
+#: the Keras momentum of a frozen BatchNorm: the moving statistics keep all of their old value (never move)
+FROZEN_MOMENTUM = 1.0
+
+
+def _from_frozen(layer: nn.Module) -> BatchNormSpec:
+    """A frozen BatchNorm (torchvision, timm): affine, statistics that never move, no counter, 4-D inputs."""
+    arrays = {k: tensor_to_numpy(getattr(layer, b)) for k, b in
+              (("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"), ("running_var", "running_var"))}
+    return BatchNormSpec(channels=int(arrays["running_mean"].shape[0]), epsilon=float(layer.eps),
+                         momentum=FROZEN_MOMENTUM, dtype=arrays["running_mean"].dtype.name, input_ndims=(4,), **arrays)
 
 
 def _new_module(spec: BatchNormSpec, input_ndim: int | None) -> nn.Module:
@@ -131,6 +159,9 @@ def _new_module(spec: BatchNormSpec, input_ndim: int | None) -> nn.Module:
 def _check_target(spec: BatchNormSpec, module: nn.Module) -> None:
     _check_is_batchnorm(module, "to_torch's module")
     name = type(module).__name__
+    if not isinstance(module, _BatchNorm):
+        _check_frozen_target(spec, module)
+        return
     if module.num_features != spec.channels:
         raise IncompatibleLayerError(
             f"{name} has num_features={module.num_features} but the source has {spec.channels} channels"
@@ -187,12 +218,32 @@ def to_torch(spec: BatchNormSpec, module: nn.Module | None = None, *, input_ndim
     return module.eval()
 
 
+def _check_frozen_target(spec: BatchNormSpec, module: nn.Module) -> None:
+    name = type(module).__name__
+    if int(module.running_mean.shape[0]) != spec.channels:
+        raise IncompatibleLayerError(
+            f"{name} normalizes {int(module.running_mean.shape[0])} channels but the source has {spec.channels}")
+    if not spec.track_running_stats:
+        raise IncompatibleLayerError(f"{name} holds running statistics but the source tracks none")
+    if spec.input_ndims and 4 not in spec.input_ndims:
+        raise IncompatibleLayerError(f"{name} takes 4-D inputs but the source layer takes rank {spec.input_ndims}")
+    held = str(module.running_mean.dtype)[6:]
+    if held != spec.dtype:
+        raise IncompatibleLayerError(f"{name} holds {held} but the source is {spec.dtype}")
+
+
 def prepare(spec: BatchNormSpec, module: nn.Module) -> tuple[dict[str, object], list[tuple[torch.Tensor, np.ndarray]]]:
     """Check ``module`` against ``spec`` and return what writing it would set, without writing anything.
 
-    Returns the attributes (``eps``, ``momentum``) and each parameter or buffer with the value it gets.
+    Returns the attributes (``eps``, ``momentum``) and each parameter or buffer with the value it gets. A frozen
+    BatchNorm has no momentum to set: its statistics never move whatever the source's momentum.
     """
     _check_target(spec, module)
+    if not isinstance(module, _BatchNorm):
+        ones = np.ones(spec.channels, dtype=spec.dtype)
+        return {"eps": spec.epsilon}, [(module.weight, spec.gamma if spec.scale else ones),
+                                       (module.bias, spec.beta if spec.center else np.zeros_like(ones)),
+                                       (module.running_mean, spec.running_mean), (module.running_var, spec.running_var)]
     values = []
     if module.affine:
         ones = np.ones(spec.channels, dtype=spec.dtype)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -58,9 +58,31 @@ def export_torch(
     return onnx.load_from_string(buffer.getvalue())
 
 
-def with_taps(model: torch.nn.Module, names: Sequence[str]) -> tuple[torch.nn.Module, int]:
+def _keras_activations() -> dict:
+    """Keras activations by name, as PyTorch computes them (Keras defaults: ``leaky_relu`` slope 0.2, exact
+    ``gelu``; ``softmax`` over the channel axis, which is Keras's last and PyTorch's dim 1)."""
+    from torch.nn import functional as F
+
+    return {
+        "relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu,
+        "swish": F.silu, "hard_sigmoid": F.hardsigmoid, "hard_silu": F.hardswish, "hard_swish": F.hardswish,
+        "gelu": F.gelu, "elu": F.elu, "selu": F.selu, "softplus": F.softplus, "softsign": F.softsign,
+        "mish": F.mish, "exponential": torch.exp, "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
+        "softmax": lambda x: F.softmax(x, 1), "log_softmax": lambda x: F.log_softmax(x, 1),
+    }
+
+
+def supports_activation(name: str) -> bool:
+    """Whether :func:`with_taps` can apply the Keras activation ``name`` to a tap."""
+    return name in _keras_activations()
+
+
+def with_taps(model: torch.nn.Module, names: Sequence[str],
+              activations: Mapping[str, str] | None = None) -> tuple[torch.nn.Module, int]:
     """A copy of ``model``'s forward that also returns the outputs of the named modules, in that order.
 
+    ``activations``: module name -> the Keras activation its Keras twin applies inside itself; that tap returns the
+    activation of the module's output, so it compares with the Keras layer's output (the model is unchanged).
     Returns the tapped module and how many of its outputs are the model's own (they come first).
     """
     from torch import fx
@@ -72,13 +94,45 @@ def with_taps(model: torch.nn.Module, names: Sequence[str]) -> tuple[torch.nn.Mo
     missing = [n for n in names if n not in calls]
     if missing:
         raise ExportError(f"PyTorch modules {', '.join(missing)} are not called in forward; cannot expose them")
+    for name in names:
+        calls[name] = _own_part(traced, calls[name])
     out_node = next(n for n in traced.graph.nodes if n.op == "output")
     finals: list[fx.Node] = []
     fx.node.map_arg(out_node.args[0], finals.append)
-    out_node.args = (tuple(finals) + tuple(_snapshot(traced.graph, calls[n]) for n in names),)
+    table, activations = _keras_activations(), activations or {}
+    taps = []
+    for n in names:
+        tap = _snapshot(traced.graph, calls[n])
+        if activations.get(n):
+            with traced.graph.inserting_after(tap):
+                tap = traced.graph.call_function(table[activations[n]], (tap,))
+        taps.append(tap)
+    out_node.args = (tuple(finals) + tuple(taps),)
     traced.graph.lint()
     traced.recompile()
     return traced, len(finals)
+
+
+def _own_part(traced, node):
+    """The node computing the layer's own output: for a module that also applies an activation (timm's
+    ``BatchNormAct2d``), its call is split into the layer part, tapped, and the rest, which reads it."""
+    from bnport import torch_zoo
+
+    parts = torch_zoo.split_for_tap(traced.get_submodule(node.target))
+    if parts is None:
+        return node
+    index = sum(1 for n, _ in traced.named_children() if n.startswith("_bnport_part"))
+    own, rest = f"_bnport_part{index}_own", f"_bnport_part{index}_rest"
+    traced.add_submodule(own, parts[0])
+    traced.add_submodule(rest, parts[1])
+    graph = traced.graph
+    with graph.inserting_after(node):
+        layer = graph.call_module(own, node.args, node.kwargs)
+    with graph.inserting_after(layer):
+        after = graph.call_module(rest, (layer,))
+    node.replace_all_uses_with(after)
+    graph.erase_node(node)
+    return layer
 
 
 def _snapshot(graph, node):

@@ -10,9 +10,18 @@ from bnport.errors import UnsupportedLayerError
 from bnport.graph import Graph, Node, input_name
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, with every module bnport maps as a leaf (timm's and torchvision's own layer classes are
+    not ``torch.nn`` modules, so torch.fx would trace into them and see their tensors used directly)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return super().is_leaf_module(m, module_qualified_name) or (
+            torch_layers.holds_weights(m) and torch_layers.supported(m))
+
+
 def dataflow(model: nn.Module) -> fx.Graph:
     """The ``torch.fx`` graph of ``model.forward`` (weight-holding modules are leaves), with bnport's error."""
-    tracer = fx.Tracer()
+    tracer = _Tracer()
     try:
         return tracer.trace(model)
     except Exception as exc:
@@ -98,7 +107,7 @@ def _add(g: Graph, name: str, module: nn.Module, srcs: frozenset[str], explicit:
             "weight-holding layer once, and a shared one has no single place in the graph"
         )
     if not torch_layers.supported(module):
-        g.unsupported.append(f"{name} ({type(module).__name__})")
+        g.unsupported.append(f"{name} ({torch_layers.why_unsupported(module)})")
         return False
     preds = tuple(sorted(srcs, key=_order(g)))
     g.add(Node(name, torch_layers.read(module), preds, module, padding=torch_layers.padding(module, explicit)))

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bnport import padding as pad
-from bnport import torch_bn
+from bnport import torch_bn, torch_zoo
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 from bnport.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.layers import check_droppable as _check_droppable
@@ -35,7 +35,16 @@ def _conv(module: nn.Conv2d) -> LayerSpec:
     kind = "conv_transpose" if isinstance(module, _CONV_T) else "conv"
     if kind == "conv_transpose":
         attrs["output_padding"] = module.output_padding
-    return LayerSpec(kind, _arrays(module), attrs)
+    arrays = _arrays(module)
+    std = torch_zoo.zoo_class(module, torch_zoo.STD_CONV)
+    if std is not None:  # what the layer convolves with; a copy, standardized as its forward does
+        arrays["weight"] = tensor_view(torch_zoo.standardized_weight(module))
+        attrs["note"] = (f"timm {std} standardizes its weight when it runs: the standardized weight it computes "
+                         "with was ported")
+        attrs["write_refused"] = (
+            f"timm {std} standardizes whatever weight it holds each time it runs, so no weight written into it "
+            "computes what the source's kernel computes; port into a plain nn.Conv2d")
+    return LayerSpec(kind, arrays, attrs)
 
 
 def _layernorm(module: nn.LayerNorm) -> LayerSpec:
@@ -45,7 +54,10 @@ def _layernorm(module: nn.LayerNorm) -> LayerSpec:
             "the last axis only (Keras LayerNormalization(axis=-1))"
         )
     arrays = _arrays(module) if module.elementwise_affine else {}
-    return LayerSpec("layernorm", arrays, {"epsilon": float(module.eps), "channels": module.normalized_shape[0]})
+    attrs = {"epsilon": float(module.eps), "channels": module.normalized_shape[0]}
+    if torch_zoo.zoo_class(module, torch_zoo.CHANNELS_FIRST_NORM):
+        attrs["channels_first"] = True  # normalizes dim 1 of an NCHW tensor (what Keras's last axis holds)
+    return LayerSpec("layernorm", arrays, attrs)
 
 
 def _groupnorm(module: nn.GroupNorm) -> LayerSpec:
@@ -64,9 +76,28 @@ READERS = {
 }
 
 
+def _reader(module: nn.Module):
+    """The reader of the first torch.nn class in ``module``'s MRO that bnport maps, if the module computes what
+    that class computes (:func:`bnport.torch_zoo.computes_as`); else None."""
+    for base in type(module).__mro__:
+        reader = READERS.get(base)
+        if reader is not None:
+            return reader if torch_zoo.computes_as(module, base) else None
+    return None
+
+
 def supported(module: nn.Module) -> bool:
     """Whether bnport can read and write this module."""
-    return isinstance(module, _BatchNorm) or type(module) in READERS
+    return torch_bn.is_batchnorm(module) or _reader(module) is not None
+
+
+def why_unsupported(module: nn.Module) -> str:
+    """A few words on why a weight-holding module has no mapping."""
+    for base in type(module).__mro__:
+        if base in READERS or base is _BatchNorm:
+            return (f"{type(module).__name__}: a {base.__name__} subclass with a forward of its own, which bnport "
+                    "does not know")
+    return type(module).__name__
 
 
 def holds_weights(module: nn.Module) -> bool:
@@ -77,11 +108,11 @@ def holds_weights(module: nn.Module) -> bool:
 
 def read(module: nn.Module) -> AnySpec:
     """The neutral spec of a supported module."""
-    if isinstance(module, _BatchNorm):
+    if torch_bn.is_batchnorm(module):
         return torch_bn.from_torch(module)
-    reader = READERS.get(type(module))
+    reader = _reader(module)
     if reader is None:
-        raise UnsupportedLayerError(f"bnport has no mapping for torch {type(module).__name__}")
+        raise UnsupportedLayerError(f"bnport has no mapping for torch {why_unsupported(module)}")
     return reader(module)
 
 
@@ -92,6 +123,8 @@ def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
     own = read(module)
     if own.kind != spec.kind:
         raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
+    if "write_refused" in own.attrs:
+        raise UnsupportedLayerError(f"layer '{name}': {own.attrs['write_refused']}")
     write = Write(module)
     for key, target in (("weight", module.weight), ("bias", getattr(module, "bias", None))):
         value = spec.arrays.get(key)
@@ -119,7 +152,7 @@ def commit(writes: list[Write]) -> None:
                 setattr(write.layer, attr, value)
             for tensor, value in write.values:
                 tensor.copy_(numpy_to_tensor(value))
-            if isinstance(write.layer, _BatchNorm):
+            if torch_bn.is_batchnorm(write.layer):
                 write.layer.eval()
 
 
@@ -149,6 +182,8 @@ def settings(module: nn.Module) -> dict[str, object]:
         out["epsilon"] = float(module.eps)
     if isinstance(module, _BatchNorm):
         out["momentum"] = module.momentum
+    elif torch_zoo.is_frozen_batchnorm(module):
+        out["momentum"] = round(1.0 - torch_bn.FROZEN_MOMENTUM, 15)  # PyTorch's convention: statistics never move
     return out
 
 

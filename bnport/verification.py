@@ -146,10 +146,17 @@ def verify(
     wanted = p.pairs if per_layer else []
     k_tapped = keras_taps.tapped(keras_model, [x.keras_name for x in wanted])
     k_finals = k_tapped.finals
-    pairs = [x for x in wanted if x.keras_name not in k_tapped.skipped]
-    names = [x.torch_name for x in pairs]
+    skipped = dict(k_tapped.skipped)
+    activations = {pair.torch_name: p.keras_graph.nodes[pair.keras_name].activation for pair in wanted}
+    for pair in wanted:
+        act = activations[pair.torch_name]
+        if act and not torch_export.supports_activation(act) and pair.keras_name not in skipped:
+            skipped[pair.keras_name] = (f"the Keras layer applies activation '{act}' inside itself, which bnport "
+                                        "cannot apply to the PyTorch layer's output to compare them")
+    pairs = [pair for pair in wanted if pair.keras_name not in skipped]
+    names = [pair.torch_name for pair in pairs]
     began = start = time.perf_counter()
-    t_tapped, t_finals = torch_export.with_taps(torch_model, names)
+    t_tapped, t_finals = torch_export.with_taps(torch_model, names, activations)
     t_onnx = torch_export.export_torch(t_tapped, x, output_names=_names(t_finals, len(names)))
     clock["export_torch"] = time.perf_counter() - start
     keras_x = layout.to_channels_last(x) if keras_last else x
@@ -168,8 +175,8 @@ def verify(
     failing = [r for r in rows + final if not r.passed]
     first = failing[0] if failing else None
     findings = _diagnose(first, p) if first is not None else ()
-    not_compared = [f"{x.torch_name} <-> {x.keras_name}: {k_tapped.skipped[x.keras_name]}" for x in wanted
-                    if x.keras_name in k_tapped.skipped]
+    not_compared = [f"{pair.torch_name} <-> {pair.keras_name}: {skipped[pair.keras_name]}" for pair in wanted
+                    if pair.keras_name in skipped]
     if per_layer and not wanted:
         not_compared.append("no layer pair: the plan paired no weight-holding layers; only the outputs were compared")
     return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
@@ -234,7 +241,8 @@ def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torc
     rows = []
     for pair, yt, yk in zip(pairs, t_out, k_out, strict=True):
         name = pair.torch_name
-        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS, keras_last)
+        channels_first_norm = bool(getattr(p.torch_graph.nodes[name].spec, "attrs", {}).get("channels_first"))
+        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS or channels_first_norm, keras_last)
         tol = _tol(depths[name], yt, atol, rtol)
         found = ()
         if getattr(modules[name], "training", False) and pair.kind == "batchnorm":
@@ -261,9 +269,14 @@ def _diagnose(row: Row, p: Plan) -> tuple[Finding, ...]:
     from bnport.diagnose import diagnose_pair
 
     if row.kind == "output":
-        return (Finding("output", "every compared layer passed but the final outputs differ: the difference comes "
-                                  "from weightless operations (padding, pooling, activations, flatten) or an "
-                                  "unported layer"),)
+        last = [n for slot in p.keras_graph.outputs for n in slot if n in p.keras_graph.nodes]
+        acts = [f"Keras {n} applies '{p.keras_graph.nodes[n].activation}' inside itself" for n in last
+                if p.keras_graph.nodes[n].activation]
+        found = [Finding("activation", "; ".join(acts) + ": if the PyTorch model ends without that activation, the "
+                         "outputs differ by it (keras.applications takes classifier_activation=None)")] if acts else []
+        return (*found, Finding("output", "every compared layer passed but the final outputs differ: the difference "
+                                          "comes from weightless operations (padding, pooling, activations, flatten) "
+                                          "or an unported layer"))
     known = [Finding(d.code, d.message) for d in p.differences if d.torch_name == row.torch_name]
     known += [Finding("conflict", c) for c in p.conflicts_of.get(row.torch_name, [])]
     found = [f for f in diagnose_pair(p, row.torch_name, row.keras_name)
