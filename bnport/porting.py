@@ -132,6 +132,15 @@ def prepared(
 ) -> Prepared:
     """:func:`port` up to, not including, the writes."""
     early = _early_kernels(src_model, dst_model)  # copying on a worker while the graphs are traced
+    try:
+        return _prepared(early, src_model, dst_model, mapping, strict, allow_bad_stats, progress)
+    except BaseException:
+        if early is not None:  # a refused port still waits for its copies: no thread outlives the call
+            early.wait()
+        raise
+
+
+def _prepared(early, src_model, dst_model, mapping, strict: bool, allow_bad_stats: bool, progress: bool) -> Prepared:
     p = plan(src_model, dst_model, mapping)
     p.raise_for_problems(strict=strict)
     to_keras = framework_of(src_model) == TORCH

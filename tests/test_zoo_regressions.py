@@ -274,3 +274,21 @@ def test_stride2_padding_differences_are_known_before_anything_runs(torch_paddin
     assert (np.max(np.abs(yt - yk)) < 1e-4) == (differs is None) == r.ok
     if differs:
         assert r.first_divergence.torch_name in ("0", "conv") and r.findings[0].code == differs
+
+
+def test_a_refused_port_leaves_no_copying_thread_behind(tmp_path):
+    """A port into Keras copies kernels on a worker while it plans; when the plan is refused, the call used to return
+    with the worker still copying, and the interpreter aborted at exit ("terminate called without an active
+    exception", seen after a refused InceptionV3 port)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "refused.py"
+    script.write_text(
+        "import torch, keras\nfrom bnport.porting import port\nfrom bnport.pairing import PlanError\n"
+        "t = torch.nn.Sequential(*[torch.nn.Linear(4096, 4096) for _ in range(3)])\n"
+        "i = keras.Input((4096,))\nk = keras.Model(i, keras.layers.Dense(3)(i))\n"
+        "try:\n    port(t, k)\nexcept PlanError:\n    print('refused')\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "refused", done.stderr[-2000:]
+    assert "terminate called" not in done.stderr
