@@ -163,10 +163,27 @@ def _convert(call, input_shape, dtype: str, name: str, variables: tuple) -> tupl
     try:
         with warnings.catch_warnings(), _convolutions_without_xla(), _tf2onnx_fast_paths(captured):
             warnings.simplefilter("ignore")
-            model, _ = tf2onnx.convert.from_function(inference, input_signature=signature, opset=OPSET)
+            model, _ = tf2onnx.convert.from_function(inference, input_signature=signature, opset=OPSET,
+                                                     custom_op_handlers=dict(CUSTOM_OPS))
     except Exception as exc:
         raise ExportError(f"tf2onnx failed to export Keras '{name}': {exc}") from exc
     return _restore_conv_groups(_captured_as_initializers(model, captured)), bool(captured)
+
+
+def _erfc(ctx, node, name, args) -> None:
+    """TensorFlow's ``Erfc`` (Keras's exact GELU on the TensorFlow backend: ConvNeXt), which tf2onnx 1.17 does not
+    convert, as ONNX ``1 - Erf(x)``: the same value, with an absolute error of a float32 rounding of 1."""
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=name)
+    one = ctx.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype=dtype))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
+#: TensorFlow ops tf2onnx cannot convert, with bnport's conversion (tf2onnx's public ``custom_op_handlers``)
+CUSTOM_OPS = {"Erfc": (_erfc, [])}
 
 
 @contextlib.contextmanager

@@ -138,11 +138,22 @@ def _hollow_batchnorm(layer) -> BatchNormSpec:
                          input_ndims=(keras_bn.built_ndim(layer),), **arrays)
 
 
+def _is_layer_scale(layer) -> bool:
+    """keras.applications ConvNeXt's ``LayerScale``: ``x * gamma``, one gamma per channel (last axis)."""
+    return type(layer).__name__ == "LayerScale" and type(layer).__module__.startswith("keras.") and \
+        getattr(getattr(layer, "gamma", None), "ndim", len(getattr(getattr(layer, "gamma", None), "shape", ()))) == 1
+
+
+def _layer_scale(layer, get) -> LayerSpec:
+    gamma = get(layer.gamma)
+    return LayerSpec("scale", {"weight": gamma}, {"channels": int(gamma.shape[0])})
+
+
 def _reader(layer):
     for classes, reader in READERS:
         if isinstance(layer, classes):
             return reader
-    return None
+    return _layer_scale if _is_layer_scale(layer) else None
 
 
 def supported(layer) -> bool:
@@ -190,6 +201,8 @@ def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np
         return [("embeddings", layer.embeddings, w)]
     if isinstance(layer, L.PReLU):
         return [("alpha", layer.alpha, None if w is None else w.reshape(tuple(layer.alpha.shape)))]
+    if _is_layer_scale(layer):
+        return [("gamma", layer.gamma, w)]
     return [("gamma", layer.gamma if layer.scale else None, w),
             ("beta", layer.beta if layer.center else None, b)]
 

@@ -24,6 +24,7 @@ KINDS = {
     "groupnorm": "GroupNorm <-> GroupNormalization",
     "embedding": "Embedding <-> Embedding",
     "prelu": "PReLU <-> PReLU",
+    "scale": "a per-channel scale parameter multiplied in forward (ConvNeXt layer_scale) <-> LayerScale",
     "batchnorm": "BatchNorm1d/2d/3d, SyncBatchNorm <-> BatchNormalization",
 }
 

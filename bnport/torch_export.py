@@ -91,6 +91,8 @@ def with_taps(model: torch.nn.Module, names: Sequence[str],
 
     traced = trace(model)
     calls = {n.target: n for n in traced.graph.nodes if n.op == "call_module"}
+    calls.update({n.target: next(iter(n.users)) for n in traced.graph.nodes  # a scale parameter: its multiply
+                  if n.op == "get_attr" and n.target in names and n.target not in calls and len(n.users) == 1})
     missing = [n for n in names if n not in calls]
     if missing:
         raise ExportError(f"PyTorch modules {', '.join(missing)} are not called in forward; cannot expose them")
@@ -118,6 +120,8 @@ def _own_part(traced, node):
     ``BatchNormAct2d``), its call is split into the layer part, tapped, and the rest, which reads it."""
     from bnport import torch_zoo
 
+    if node.op != "call_module":
+        return node
     parts = torch_zoo.split_for_tap(traced.get_submodule(node.target))
     if parts is None:
         return node

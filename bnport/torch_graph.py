@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+
+import torch
 from torch import fx, nn
 
 from bnport import padding as pad
@@ -59,8 +62,14 @@ def graph(model: nn.Module) -> Graph:
             added = _add(g, node.target, modules[node.target], srcs, explicit)
             feeds[node] = frozenset({node.target}) if added else srcs
         elif node.op == "get_attr":
-            g.unsupported.append(f"{node.target} (a tensor used directly in forward)")
+            if scale_of(node, model) is None:
+                g.unsupported.append(f"{node.target} (a tensor used directly in forward)")
             feeds[node] = frozenset()
+        elif node.op == "call_function" and (scaled := _scaled(node, model)) is not None:
+            param, other = scaled
+            layer = torch_layers.ParameterScale(model, param.target)
+            added = _add(g, param.target, layer, feeds.get(other, frozenset()), None)
+            feeds[node] = frozenset({param.target}) if added else srcs
         elif node.op == "output":
             slots: list[fx.Node] = []
             fx.node.map_arg(node.args[0], slots.append)
@@ -71,6 +80,35 @@ def graph(model: nn.Module) -> Graph:
             if sides is not None:
                 pads[node] = pad.add(pads.get(node.args[0]), sides)
     return g
+
+
+_MULTIPLY = (operator.mul, torch.mul)
+
+
+def scale_of(node: fx.Node, model: nn.Module) -> fx.Node | None:
+    """The multiplication that scales a tensor by the parameter ``node`` reads, when that is all it is used for:
+    a per-channel scale of shape (C,) or (C, 1, ..., 1) (torchvision ConvNeXt's ``layer_scale``)."""
+    if node.op != "get_attr" or len(node.users) != 1:
+        return None
+    (user,) = node.users
+    if user.op != "call_function" or user.target not in _MULTIPLY or len(user.args) != 2 or user.kwargs:
+        return None
+    if not all(isinstance(a, fx.Node) for a in user.args):
+        return None
+    try:
+        value = model.get_parameter(node.target)
+    except (AttributeError, TypeError):
+        return None
+    shape = tuple(value.shape)
+    return user if shape and all(d == 1 for d in shape[1:]) else None
+
+
+def _scaled(node: fx.Node, model: nn.Module) -> tuple[fx.Node, fx.Node] | None:
+    """(parameter node, scaled tensor node) when ``node`` multiplies a tensor by a per-channel scale parameter."""
+    for i, arg in enumerate(node.args[:2] if node.target in _MULTIPLY else ()):
+        if isinstance(arg, fx.Node) and scale_of(arg, model) is node:
+            return arg, node.args[1 - i]
+    return None
 
 
 def _zero_padding(node: fx.Node, modules: dict[str, nn.Module]) -> pad.Sides | None:

@@ -66,7 +66,32 @@ def _groupnorm(module: nn.GroupNorm) -> LayerSpec:
                      {"epsilon": float(module.eps), "groups": module.num_groups, "channels": module.num_channels})
 
 
+class ParameterScale(nn.Module):
+    """A per-channel scale kept as a bare parameter and multiplied in ``forward`` (torchvision ConvNeXt's
+    ``layer_scale``), seen as a layer: ``weight`` is the parameter, read and written in its own shape."""
+
+    def __init__(self, owner: nn.Module, target: str) -> None:
+        super().__init__()
+        object.__setattr__(self, "_owner", owner)  # not a submodule: the owner's state dict stays its own
+        object.__setattr__(self, "_target", target)
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self._owner.get_parameter(self._target)
+
+    @property
+    def bias(self) -> None:
+        return None
+
+
+def _scale(module: ParameterScale) -> LayerSpec:
+    weight = module.weight
+    return LayerSpec("scale", {"weight": tensor_view(weight).reshape(-1)},
+                     {"channels": int(weight.shape[0]), "channels_first": weight.ndim > 1})
+
+
 READERS = {
+    ParameterScale: _scale,
     **dict.fromkeys(_CONV + _CONV_T, _conv),
     nn.Linear: lambda m: LayerSpec("dense", _arrays(m)),
     nn.LayerNorm: _layernorm,
@@ -133,6 +158,8 @@ def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
             continue
         if value is None:
             value = (torch.ones if key == "weight" else torch.zeros)(target.shape, dtype=target.dtype).numpy()
+        if isinstance(module, ParameterScale) and value.size == target.numel():
+            value = value.reshape(tuple(target.shape))  # (C,) held as (C, 1, 1)
         check_shape(name, key, value.shape, tuple(target.shape))
         if str(target.dtype)[6:] != value.dtype.name:
             raise IncompatibleLayerError(

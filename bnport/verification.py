@@ -223,9 +223,14 @@ def _keras_channels_last(p: Plan) -> bool:
     return next((f for f in formats if f), "channels_last") == "channels_last"
 
 
-def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool) -> np.ndarray:
+def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool,
+                     like: tuple[int, ...] | None = None) -> np.ndarray:
+    """A Keras output in PyTorch's layout; ``like``: the PyTorch output's shape, which a Keras output differing
+    only by axes of size 1 takes (torchvision keeps (N, C, 1, 1) after pooling where Keras has (N, C))."""
     if keras_last and has_channel_axis and y.ndim > 2:
-        return layout.to_channels_first(y)
+        y = layout.to_channels_first(y)
+    if like is not None and y.shape != like and [d for d in y.shape if d != 1] == [d for d in like if d != 1]:
+        y = y.reshape(like)
     return y
 
 
@@ -242,10 +247,10 @@ def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torc
     for pair, yt, yk in zip(pairs, t_out, k_out, strict=True):
         name = pair.torch_name
         channels_first_norm = bool(getattr(p.torch_graph.nodes[name].spec, "attrs", {}).get("channels_first"))
-        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS or channels_first_norm, keras_last)
+        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS or channels_first_norm, keras_last, yt.shape)
         tol = _tol(depths[name], yt, atol, rtol)
         found = ()
-        if getattr(modules[name], "training", False) and pair.kind == "batchnorm":
+        if getattr(modules.get(name), "training", False) and pair.kind == "batchnorm":
             found = (Finding("train-mode", f"PyTorch {name} is in training mode: run as it is, it normalizes with "
                                            "batch statistics (exported here in eval mode); call .eval()"),)
         rows.append(Row(name, pair.keras_name, pair.kind, compare(f"{name} <-> {pair.keras_name}", yk, yt, tol),
@@ -259,7 +264,7 @@ def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol) -> list[Row]:
     depth = tolerance.output_depth(p.torch_graph)
     rows = []
     for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=True)):
-        yk = _to_torch_layout(yk, True, keras_last)  # an image-shaped output is channels-last in Keras
+        yk = _to_torch_layout(yk, True, keras_last, yt.shape)  # an image-shaped output is channels-last in Keras
         tol = _tol(depth, yt, atol, rtol)
         rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
     return rows
