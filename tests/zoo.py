@@ -1,0 +1,149 @@
+"""Models other people wrote, built offline for the tests: torchvision, timm, keras.applications, keras-hub.
+
+Every model is built from its library's own definition with ``weights=None`` / ``pretrained=False`` and given
+seeded trained-looking weights (He-scaled, then BatchNorm statistics measured on batches in training mode, so
+mean != 0 and var != 1). keras-hub's timm converters, run offline from a folder holding ``config.json`` and
+``model.safetensors`` as the hub ships them, are a second, hand-written port to check bnport's against.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+from models import trained
+
+#: largest |native PyTorch - native Keras| of a correct port, relative to the output's largest magnitude. Float32
+#: through 100-250 layers, each a few roundings of u = 2**-24 that add up like a random walk, measured at most
+#: 2e-6 on this corpus; 2**-13 (1.2e-4) keeps a 50x margin and stays 100x below any porting mistake seen (a
+#: wrong padding, stride or scale moves the output by 1e-2 or more of its magnitude).
+NATIVE_RTOL = 2.0**-13
+
+
+@functools.cache
+def torchvision():
+    """The ``torchvision`` package (and timm, which imports it), importable beside the CPU torch.
+
+    The torchvision wheel the registry serves for torch 2.13.0 is a CUDA build whose compiled ops cannot load
+    with the CPU torch, and its import stops at ``operator torchvision::nms does not exist``. The model
+    definitions use no compiled op: declaring the two op schemas first is enough. A CPU torchvision (PyTorch's own
+    index) declares them itself, so they are declared only for the CUDA build.
+    """
+    import torch
+
+    cuda_build = _torchvision_cuda() is not None and torch.version.cuda is None
+    if cuda_build and not getattr(torchvision, "library", None):
+        lib = torch.library.Library("torchvision", "DEF")
+        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor qdets, Tensor qscores, float iou_threshold) -> Tensor")
+        torchvision.library = lib  # kept alive: dropping it removes the schemas
+    import torchvision as tv
+
+    return tv
+
+
+def _torchvision_cuda() -> str | None:
+    """The CUDA build tag (``cu130``) of the installed torchvision, read from its ``version.py`` without importing
+    it (the wheel's metadata version has no local ``+cu`` part); None for a CPU build."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    found = re.search(r"^__version__\s*=\s*['\"][^'\"+]*\+(cu\d+)['\"]", text, re.M)
+    return found.group(1) if found else None
+
+
+def timm():
+    torchvision()
+    import timm as t
+
+    return t
+
+
+def torch_trained(model, shape, seed: int = 0):
+    """A zoo PyTorch model with seeded trained-looking weights, in eval mode (frozen BatchNorms get seeded
+    statistics directly: training passes do not move them)."""
+    import torch
+
+    model = trained.torch_trained(model, shape, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module).__name__.startswith("FrozenBatchNorm"):
+                module.running_mean.copy_(0.2 * torch.randn(module.running_mean.shape, generator=gen))
+                module.running_var.copy_(0.5 + torch.rand(module.running_var.shape, generator=gen))
+                module.weight.copy_(1 + 0.2 * torch.randn(module.weight.shape, generator=gen))
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=gen))
+    return model.eval()
+
+
+def keras_trained(model, seed: int = 0):
+    """A zoo Keras model with seeded trained-looking weights."""
+    return trained.keras_trained(model, seed)
+
+
+def sample(shape, batch: int = 2, seed: int = 1) -> np.ndarray:
+    """Seeded channels-first inputs."""
+    return np.random.default_rng(seed).standard_normal((batch, *shape)).astype("float32")
+
+
+def native_torch(model, x: np.ndarray) -> np.ndarray:
+    """The PyTorch model run eagerly by PyTorch."""
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def native_keras(model, x: np.ndarray) -> np.ndarray:
+    """The Keras model run by Keras on the channels-last inputs, returned channels-first."""
+    import keras
+
+    y = keras.ops.convert_to_numpy(model(np.ascontiguousarray(np.moveaxis(x, 1, -1)), training=False))
+    return np.moveaxis(y, -1, 1) if y.ndim > 2 else y
+
+
+def native_gap(torch_model, keras_model, x: np.ndarray) -> float:
+    """|native PyTorch - native Keras| at its largest, relative to the PyTorch output's largest magnitude."""
+    yt, yk = native_torch(torch_model, x), native_keras(keras_model, x)
+    if yt.shape != yk.shape:
+        return float("inf")
+    return float(np.max(np.abs(yt - yk)) / np.max(np.abs(yt)))
+
+
+def hub_folder(model, architecture: str, folder: Path) -> Path:
+    """``model``'s weights as a hub ships a timm checkpoint: ``config.json`` and ``model.safetensors``."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    config = {"architecture": architecture, "num_classes": 0, "num_features": int(model.num_features)}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def keras_hub_converter(architecture: str):
+    """keras-hub's own timm converter module for an architecture."""
+    from keras_hub.src.utils.timm import preset_loader
+
+    return preset_loader.TimmPresetLoader(None, {"architecture": architecture}).converter
+
+
+def keras_hub_backbone(architecture: str, image_shape=(64, 64, 3)):
+    """The keras-hub backbone for a timm architecture, built as keras-hub's converter configures it (no weights)."""
+    converter = keras_hub_converter(architecture)
+    config = converter.convert_backbone_config({"architecture": architecture})
+    shape_arg = "input_shape" if converter.backbone_cls.__name__ == "EfficientNetBackbone" else "image_shape"
+    return converter.backbone_cls(**config, **{shape_arg: image_shape})
+
+
+def keras_hub_ported(folder: Path):
+    """The keras-hub backbone keras-hub's own converter makes of a hub folder (an independent port)."""
+    import keras_hub
+
+    return keras_hub.models.Backbone.from_preset(str(folder))
