@@ -60,6 +60,7 @@ class PortReport:
     unsupported_src: list[str] = field(default_factory=list)
     unsupported_dst: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     plan: Plan | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
@@ -70,6 +71,7 @@ class PortReport:
         lines += [f"  left as it was (destination, no partner): {n}" for n in self.unmatched_dst]
         lines += [f"  left as it was (destination, no mapping in bnport): {n}" for n in self.unsupported_dst]
         lines += [f"  computes differently: {d}" for d in self.differences]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -77,7 +79,7 @@ class PortReport:
         return {"direction": self.direction, "tensors": self.tensors, "bytes": self.bytes,
                 "pairs": [p.__dict__ for p in self.pairs], "unmatched_src": self.unmatched_src,
                 "unmatched_dst": self.unmatched_dst, "unsupported_src": self.unsupported_src,
-                "unsupported_dst": self.unsupported_dst, "differences": self.differences}
+                "unsupported_dst": self.unsupported_dst, "differences": self.differences, "notes": self.notes}
 
 
 def port(
@@ -185,7 +187,11 @@ def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> lis
             writes.append(keras_layers.prepare(t.spec, k.layer, k.name, flatten_from=k.flatten_from))
         else:
             writes.append(torch_layers.prepare(k.spec, t.layer, t.name))
-        arrays = tensors_of((t if to_keras else k).spec)
+        source = (t if to_keras else k).spec
+        arrays = tensors_of(source)
+        note = getattr(source, "attrs", {}).get("note")
+        if note:
+            report.notes.append(f"{(t if to_keras else k).name}: {note}")
         report.pairs.append(pair)
         report.tensors += len(arrays)
         report.bytes += sum(a.nbytes for a in arrays.values())

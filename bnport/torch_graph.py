@@ -19,7 +19,7 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return super().is_leaf_module(m, module_qualified_name) or (
-            torch_layers.holds_weights(m) and torch_layers.supported(m))
+            torch_layers.holds_weights(m) and (torch_layers.supported(m) or torch_layers.derives_from_mapped(m)))
 
 
 def dataflow(model: nn.Module) -> fx.Graph:

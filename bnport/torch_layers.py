@@ -116,6 +116,11 @@ def supported(module: nn.Module) -> bool:
     return torch_bn.is_batchnorm(module) or _reader(module) is not None
 
 
+def derives_from_mapped(module: nn.Module) -> bool:
+    """Whether a torch.nn class bnport maps is in ``module``'s MRO (then it is one layer, mapped or not)."""
+    return any(base in READERS or base is _BatchNorm for base in type(module).__mro__)
+
+
 def why_unsupported(module: nn.Module) -> str:
     """A few words on why a weight-holding module has no mapping."""
     for base in type(module).__mro__:

@@ -67,6 +67,25 @@ def _frozen_resnet18():
     return nn.Sequential(*list(model.children())[:-2])
 
 
+#: zoo layer classes each agreeing pair must contain, so the corpus is known to exercise them
+CLASSES = {
+    "torchvision convnext_tiny / keras.applications ConvNeXtTiny": {"LayerNorm2d", "Conv2dNormActivation",
+                                                                     "LayerScale"},
+    "timm tf_efficientnetv2_b0 / keras.applications EfficientNetV2B0": {"Conv2dSame", "BatchNormAct2d"},
+    "timm efficientnet_b0 / keras-hub EfficientNet": {"BatchNormAct2d"},
+    "timm cspresnet50 / keras-hub CSPNet": {"BatchNormAct2d"},
+    "torchvision resnet18 with FrozenBatchNorm2d / keras-hub ResNet": {"FrozenBatchNorm2d"},
+}
+
+
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_the_corpus_exercises_the_zoo_layer_classes(name):
+    torch_factory, keras_factory, _ = AGREE[name]
+    found = {type(m).__name__ for m in torch_factory().modules()} | {type(layer).__name__ for layer in
+                                                                     keras_factory()._flatten_layers()}
+    assert CLASSES[name] <= found
+
+
 @pytest.mark.parametrize("name", list(AGREE))
 def test_agreeing_definitions_port_from_pytorch_verify_and_round_trip(name):
     torch_factory, keras_factory, shape = AGREE[name]
@@ -124,7 +143,8 @@ def test_torchvision_resnet50_and_keras_resnet50_place_the_stride_differently():
     assert t.layer2[0].conv2.stride == (2, 2) and k.get_layer("conv3_block1_1_conv").strides == (2, 2)
     with pytest.raises(PlanError) as info:
         port(t, k)
-    assert "conflict: layer2.0.conv1 <-> conv3_block1_1_conv: stride (1, 1) (PyTorch) vs (2, 2) (Keras)" in str(info.value)
+    assert "conflict: layer2.0.conv1 <-> conv3_block1_1_conv: stride (1, 1) (PyTorch) vs (2, 2) (Keras)" in \
+        str(info.value)
     with pytest.raises(PlanError, match=r"the Keras layer adds a bias \(not all zero\) that the PyTorch layer has"):
         port(zoo.keras_trained(k), zoo.torchvision().models.resnet50())
 
