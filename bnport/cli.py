@@ -22,6 +22,13 @@ def _add_models(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--keras-model", required=required, metavar="FILE_OR_FACTORY",
                    help="a .keras file (loaded in safe mode) or MODULE:FACTORY building the Keras model")
     p.add_argument("--keras-weights", metavar="FILE", help="Keras weights (.weights.h5, legacy .h5, .keras)")
+    _add_checkpoint_key(p)
+
+
+def _add_checkpoint_key(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint-key", metavar="KEY",
+                   help="entry of a PyTorch checkpoint holding the state dict to use, e.g. state_dict_ema (default: "
+                        "the main state dict; an EMA copy beside it is said in a note)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "in order (default: seeded samples around each layer's statistics)")
 
     p = sub.add_parser("convert", help="port a checkpoint file to the other framework's format")
-    p.add_argument("src", metavar="SRC", help="source checkpoint (.pt/.pth/.bin/.safetensors, .keras/.weights.h5/.h5)")
+    p.add_argument("src", metavar="SRC", help="source checkpoint (.pt/.pth/.bin/.safetensors, a shard index "
+                   "*.index.json or a hub folder; .keras/.weights.h5/.h5)")
     p.add_argument("dst", metavar="DST", help="destination checkpoint, of the other framework")
     p.add_argument("--torch-model", required=True, metavar="FACTORY",
                    help="MODULE:FACTORY or path/to/file.py:FACTORY building the PyTorch model")
     p.add_argument("--keras-model", metavar="FILE_OR_FACTORY",
                    help="a .keras file or MODULE:FACTORY building the Keras model (optional when SRC is .keras)")
     p.add_argument("--map", metavar="FILE", help="JSON/YAML mapping of layer names (pairs and regex rules)")
+    _add_checkpoint_key(p)
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
     p.add_argument("--non-strict", action="store_true", help="port what pairs up and report the rest")
     p.add_argument("--allow-bad-stats", action="store_true",
@@ -106,9 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _needs_keras(args: argparse.Namespace) -> bool:
     if args.command == "inspect":
-        from bnport.formats import TORCH_SUFFIXES
+        from bnport.formats import is_torch_source
 
-        return not str(args.file).endswith(TORCH_SUFFIXES)
+        return not is_torch_source(args.file)
     return True
 
 

@@ -27,7 +27,7 @@ def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:
 
 def explain(args: argparse.Namespace) -> int:
     """``bnport explain``: findings for every BatchNorm pair of two models."""
-    t = loading.torch_model(args.torch_model, args.torch_weights)
+    t = _torch(args)
     k = loading.keras_model(args.keras_model, args.keras_weights)
     _print_explanations(t, k, args.inputs)
     return EXIT_OK
@@ -44,12 +44,21 @@ def _print_explanations(torch_model, keras_model, inputs: str | None = None, ind
         print(f"{indent}  " + text.replace("\n", f"\n{indent}  "))
 
 
+def _torch(args: argparse.Namespace):
+    """The PyTorch model of ``--torch-model`` with ``--torch-weights``; what reading them adapted is printed."""
+    notes: list[str] = []
+    model = loading.torch_model(args.torch_model, args.torch_weights, key=args.checkpoint_key, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
+    return model
+
+
 def verify(args: argparse.Namespace) -> int:
     """``bnport verify``: exit 0 when everything passes, 1 on drift."""
     from bnport import report as render
     from bnport.verification import verify as run
 
-    t = loading.torch_model(args.torch_model, args.torch_weights)
+    t = _torch(args)
     k = loading.keras_model(args.keras_model, args.keras_weights)
     inputs = _read_inputs(args.inputs, 1)[0] if args.inputs else None
     result = run(t, k, inputs, args.map, not args.no_per_layer, args.atol, args.rtol)
@@ -68,7 +77,7 @@ def convert(args: argparse.Namespace) -> int:
 
     report = run(args.src, args.dst, torch_model=args.torch_model, keras_model=args.keras_model,
                  mapping=args.map, force=args.force, strict=not args.non_strict,
-                 allow_bad_stats=args.allow_bad_stats, progress=True)
+                 allow_bad_stats=args.allow_bad_stats, progress=True, checkpoint_key=args.checkpoint_key)
     print(report)
     return EXIT_OK
 

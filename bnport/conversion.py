@@ -16,7 +16,7 @@ from pathlib import Path
 from bnport import loading
 from bnport.atomic import check_destination
 from bnport.errors import CheckpointError, UsageError
-from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
+from bnport.formats import KERAS_ARCHIVE, framework_of_file, is_torch_source, keras_kind
 from bnport.frameworks import KERAS, TORCH
 from bnport.pairing import Plan
 from bnport.porting import PortReport, Prepared, commit, prepared
@@ -47,6 +47,7 @@ def convert(
     strict: bool = True,
     allow_bad_stats: bool = False,
     progress: bool = False,
+    checkpoint_key: str | None = None,
 ) -> ConvertReport:
     """Port the weights in ``src`` into a model of the other framework and save them as ``dst``.
 
@@ -57,6 +58,9 @@ def convert(
             ``.keras`` file.
         mapping, strict, allow_bad_stats: as in :func:`bnport.port`.
         force: replace an existing ``dst``.
+        checkpoint_key: the entry of a PyTorch ``src`` holding the state dict to convert (an EMA copy such as
+            ``state_dict_ema``); by default the main one (:mod:`bnport.torch_checkpoints`). ``src`` may also be a
+            shard index (``model.safetensors.index.json``) or a hub folder.
 
     A model object is used as it is, which spares building one per file when converting many: the source
     framework's model receives ``src``'s weights, the destination's receives the port (as :func:`bnport.port`
@@ -70,7 +74,7 @@ def convert(
     if direction[0] == direction[1]:
         raise UsageError(f"{src} and {dst} are both {direction[0]} files; bnport converts between frameworks")
     check_destination(dst, force=force, sources=(src,))
-    if not src.is_file():
+    if not (src.is_file() or (direction[0] == TORCH and is_torch_source(src))):
         raise CheckpointError(f"checkpoint not found: {src}")
     if direction[0] == TORCH and keras_model is None:
         raise UsageError("converting to Keras needs --keras-model (a factory or a .keras file)")
@@ -80,12 +84,13 @@ def convert(
     given = not loading.is_reference(keras_model if framework == KERAS else torch_model)  # the caller's own
     with (loading.keras_destination(keras_model) if framework == KERAS
           else nullcontext(loading.torch_destination(torch_model))) as target:
+        read_notes: list[str] = []
         if framework == KERAS:
-            source = loading.torch_model(torch_model, src)
+            source = loading.torch_model(torch_model, src, key=checkpoint_key, notes=read_notes)
         else:
             source = loading.keras_model(str(src)) if keras_model is None else loading.keras_model(keras_model, src)
         ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
-        report = ConvertReport(src, dst, ready.report)
+        report = ConvertReport(src, dst, ready.report, list(read_notes))
         _check_settings_survive(report, dst, _defined_settings(ready.report.plan, framework), framework)
         values = _written(ready, framework, target, in_place=given)
         if values is None and framework == TORCH and not given:  # the port leaves some state dict entry unset

@@ -9,7 +9,7 @@ import numpy as np
 
 from bnport import health
 from bnport.errors import CheckpointError
-from bnport.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
+from bnport.formats import KERAS_ARCHIVE, framework_of_file, is_torch_source, keras_kind
 from bnport.frameworks import TORCH
 from bnport.spec import BatchNormSpec
 
@@ -34,7 +34,7 @@ class Entry:
 def inspect(path: str | Path) -> list[Entry]:
     """List the weight-holding layers of a PyTorch or Keras checkpoint, BatchNorm first-class."""
     path = Path(path)
-    if not path.is_file():
+    if not (path.is_file() or is_torch_source(path)):
         raise CheckpointError(f"checkpoint not found: {path}")
     if framework_of_file(path) == TORCH:
         return _torch_entries(path)

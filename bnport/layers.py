@@ -88,18 +88,34 @@ def dtype_of(spec: AnySpec) -> str | None:
     return next((v.dtype.name for v in tensors_of(spec).values()), None)
 
 
+#: relative rounding of a cast to each floating dtype (half the spacing of its numbers at 1)
+ROUNDING = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
+
+
+def cast(spec: AnySpec, dtype: str) -> AnySpec:
+    """``spec`` with its arrays in ``dtype`` (a destination keeps its own dtype); integer arrays unchanged."""
+    if isinstance(spec, BatchNormSpec):
+        return spec.replace(dtype=dtype, **{k: v.astype(dtype) for k, v in spec.arrays().items()})
+    arrays = {k: v.astype(dtype) if v.dtype.kind == "f" or v.dtype.name == "bfloat16" else v
+              for k, v in spec.arrays.items()}
+    return LayerSpec(spec.kind, arrays, spec.attrs)
+
+
+def cast_is_exact(src: str, dst: str) -> bool:
+    """Whether every value of ``src`` is a value of ``dst`` (float16 and bfloat16 into float32 or float64)."""
+    return src == dst or dst == "float64" or (dst == "float32" and src in ("float16", "bfloat16"))
+
+
 def settings_conflicts(src: AnySpec, src_values: AnySpec, dst: AnySpec,
                        sides: tuple[str, str] = ("source", "destination")) -> list[str]:
     """Settings that differ between two layers of the same signature and would change the output.
 
     ``src_values`` is ``src`` with its values (a destination read for its shapes only holds none): a bias is a
     conflict only when it is not zero. ``sides`` names the two frameworks in messages. BatchNorm epsilon and
-    momentum are not listed: the port carries the source's values.
+    momentum are not listed: the port carries the source's values; nor is the dtype: the destination keeps its
+    own (:func:`cast`).
     """
     out = []
-    a_dtype, b_dtype = dtype_of(src), dtype_of(dst)
-    if a_dtype and b_dtype and a_dtype != b_dtype:
-        out.append(f"dtype {a_dtype} vs {b_dtype}")
     if isinstance(src, BatchNormSpec) or isinstance(dst, BatchNormSpec):
         return out
     for key in ("stride", "dilation"):

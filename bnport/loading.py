@@ -12,34 +12,42 @@ from bnport.factories import build
 from bnport.formats import KERAS_ARCHIVE, keras_kind
 
 
-def torch_model(factory: str | object, weights: str | Path | None = None):
-    """A PyTorch model from its factory, with ``weights`` (a state dict file) loaded strictly, in eval mode.
+def torch_model(factory: str | object, weights: str | Path | None = None, *, key: str | None = None,
+                notes: list[str] | None = None):
+    """A PyTorch model from its factory, with ``weights`` loaded strictly, in eval mode.
 
-    With weights, the model is first built on PyTorch's ``meta`` device (no memory, no random
-    initialisation) and the file's tensors become its parameters (``load_state_dict(assign=True)``): one copy
-    of the weights in memory instead of two. A factory that cannot build on ``meta``, or a model with state the
-    file does not hold, is built normally and loaded by copy.
+    ``weights`` is a state-dict file, a shard index or a hub folder (:mod:`bnport.torch_checkpoints`); ``key``
+    picks a nested state dict (an EMA copy); what was adapted on the way (prefixes, tied tensors, dtypes) is
+    appended to ``notes``. With weights, the model is first built on PyTorch's ``meta`` device (no memory, no
+    random initialisation) and the file's tensors become its parameters (``load_state_dict(assign=True)``): one
+    copy of the weights in memory instead of two. A factory that cannot build on ``meta``, or a model with state
+    the file does not hold, is built normally and loaded by copy.
 
     ``factory`` may also be a ``torch.nn.Module``: it is used as it is (its mode left alone), ``weights`` copied in.
     """
 
-    from bnport import torch_files
+    from bnport import torch_checkpoints, torch_files
 
+    notes = notes if notes is not None else []
+    if weights is None:
+        if not is_reference(factory):
+            return _checked(factory, "the torch_model given is")
+        return _checked(build(factory), f"factory {factory!r} returned").eval()
+    checkpoint = torch_checkpoints.read(weights, key)
+    notes += checkpoint.notes
     if not is_reference(factory):
         model = _checked(factory, "the torch_model given is")
-        if weights is not None:
-            torch_files.load_into(model, torch_files.read_state_dict(weights), weights)
+        torch_files.load_into(model, checkpoint.state, weights, notes=notes)
         return model
-    if weights is None:
-        return _checked(build(factory), f"factory {factory!r} returned").eval()
-    state = torch_files.read_state_dict(weights)
     model = _built_on_meta(factory)
     if model is not None:
-        torch_files.load_into(model, state, weights, assign=True)
+        attempt: list[str] = []
+        torch_files.load_into(model, checkpoint.state, weights, assign=True, notes=attempt)
         if not on_meta(model):
+            notes += attempt
             return model.eval()
     model = _checked(build(factory), f"factory {factory!r} returned")
-    torch_files.load_into(model, state, weights)
+    torch_files.load_into(model, checkpoint.state, weights, notes=notes)
     return model.eval()
 
 

@@ -11,7 +11,7 @@ from bnport import health
 from bnport.errors import SpecError
 from bnport.frameworks import TORCH, framework_of, torch_and_keras
 from bnport.graph import Graph
-from bnport.layers import Write, tensors_of
+from bnport.layers import ROUNDING, Write, cast, cast_is_exact, dtype_of, tensors_of
 from bnport.pairing import Pair, Plan, match
 
 if TYPE_CHECKING:
@@ -181,12 +181,14 @@ def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> lis
 
     tg, kg = p.torch_graph, p.keras_graph
     writes = []
+    casts: dict[tuple[str, str], int] = {}
     for pair in _progress(p.pairs, progress):
         t, k = tg.nodes[pair.torch_name], kg.nodes[pair.keras_name]
+        spec = _in_destination_dtype((t if to_keras else k).spec, (k if to_keras else t).spec, casts)
         if to_keras:
-            writes.append(keras_layers.prepare(t.spec, k.layer, k.name, flatten_from=k.flatten_from))
+            writes.append(keras_layers.prepare(spec, k.layer, k.name, flatten_from=k.flatten_from))
         else:
-            writes.append(torch_layers.prepare(k.spec, t.layer, t.name))
+            writes.append(torch_layers.prepare(spec, t.layer, t.name))
         source = (t if to_keras else k).spec
         arrays = tensors_of(source)
         note = getattr(source, "attrs", {}).get("note")
@@ -195,7 +197,20 @@ def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> lis
         report.pairs.append(pair)
         report.tensors += len(arrays)
         report.bytes += sum(a.nbytes for a in arrays.values())
+    for (held, want), count in casts.items():
+        how = "exactly" if cast_is_exact(held, want) else \
+            f"rounding each value by at most {ROUNDING.get(want, 0):.3g} of itself"
+        report.notes.append(f"{count} layers hold {held} in the source, written into the destination's {want} {how}")
     return writes
+
+
+def _in_destination_dtype(spec, destination, casts: dict[tuple[str, str], int]):
+    """The source spec in the destination layer's dtype (the destination keeps its own), counting each cast."""
+    held, want = dtype_of(spec), dtype_of(destination)
+    if held is None or want is None or held == want:
+        return spec
+    casts[(held, want)] = casts.get((held, want), 0) + 1
+    return cast(spec, want)
 
 
 def _refuse_bad_numbers(pairs: list[Pair], source: Graph, to_keras: bool) -> None:

@@ -15,34 +15,10 @@ from bnport.atomic import atomic_path
 from bnport.errors import CheckpointError
 from bnport.formats import PICKLE_SUFFIXES, SAFETENSORS
 
-#: Keys under which training scripts commonly nest the state dict, tried in this order.
-NESTING_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 
-
-def _is_state_dict(obj: object) -> bool:
-    return isinstance(obj, Mapping) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    )
-
-
-def unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    """Find the state dict in a loaded checkpoint: the object itself or one of :data:`NESTING_KEYS`."""
-    if _is_state_dict(obj):
-        return dict(obj)
-    if isinstance(obj, Mapping):
-        for key in NESTING_KEYS:
-            if key in obj and _is_state_dict(obj[key]):
-                return dict(obj[key])
-        keys = ", ".join(repr(k) for k in list(obj)[:12])
-        raise CheckpointError(
-            f"{path} holds a dict but no state dict of tensors at the top or under {', '.join(NESTING_KEYS)}. "
-            f"Its keys: {keys}"
-        )
-    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a PyTorch state dict from ``.pt``/``.pth``/``.bin``/``.ckpt`` (weights only) or ``.safetensors``."""
+def read_object(path: str | Path) -> object:
+    """What one PyTorch checkpoint file holds: ``.pt``/``.pth``/``.bin``/``.ckpt`` read with
+    ``torch.load(weights_only=True)`` (tensors and plain containers only), ``.safetensors`` with safetensors."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -53,7 +29,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path}: not a PyTorch checkpoint suffix ({', '.join(PICKLE_SUFFIXES)}, {SAFETENSORS})"
         )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
@@ -63,7 +39,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 "fallback; re-save it as a plain state dict or as .safetensors"
             ) from exc
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {first}") from exc
-    return unwrap(obj, path)
+
+
+def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint file, shard index or hub folder (see :mod:`bnport.torch_checkpoints`)."""
+    from bnport import torch_checkpoints
+
+    return torch_checkpoints.read(path, key).state
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -80,6 +62,13 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> Non
     """Write a state dict atomically, as ``.safetensors`` or (any other suffix) a ``torch.save`` pickle."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if path.suffix == SAFETENSORS:  # safetensors stores no aliases: a tied tensor's other names get their own copy
+        seen: set[tuple[int, int]] = set()
+        for key, value in tensors.items():
+            span = (value.untyped_storage().data_ptr(), value.storage_offset())
+            if span in seen or value.untyped_storage().nbytes() != value.numel() * value.element_size():
+                tensors[key] = value.clone()
+            seen.add(span)
     with atomic_path(path, suffix=path.suffix) as tmp:
         try:
             if path.suffix == SAFETENSORS:
@@ -96,11 +85,16 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> Non
 
 
 def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, *,
-              assign: bool = False) -> None:
+              assign: bool = False, notes: list[str] | None = None) -> None:
     """Load a state dict into ``model`` strictly; every missing, unexpected or mis-shaped key in one error.
 
-    ``assign=True`` makes the file's tensors the model's own (for a model built on the meta device).
+    Key prefixes of training wrappers, tied tensors stored once and other floating dtypes are fitted first
+    (:func:`bnport.torch_checkpoints.fit`), each said in ``notes``. ``assign=True`` makes the file's tensors the
+    model's own (for a model built on the meta device).
     """
+    from bnport import torch_checkpoints
+
+    state = torch_checkpoints.fit(state, model, notes if notes is not None else [])
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -128,4 +122,18 @@ def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: s
             f"{path} does not fit {type(model).__name__}: " + " | ".join(problems)
             + ". Check that the model factory builds the architecture the checkpoint was saved from."
         )
+    tied = _ties(model) if assign else []
     model.load_state_dict(state, strict=True, assign=assign)
+    for names in tied:  # assign=True makes each name its own Parameter: tie them again, as the model defines
+        first = model.get_parameter(names[0])
+        for name in names[1:]:
+            owner, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, first)
+
+
+def _ties(model: torch.nn.Module) -> list[list[str]]:
+    """Groups of parameter names that are one tensor in ``model``."""
+    groups: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]

@@ -1,6 +1,7 @@
 """Write the bundled fixtures (seeded, reproducible): real trained layers saved with each framework's own calls.
 
-Run: .venv/bin/python scripts/make_fixtures.py   (rewrites fixtures/*.pt, *.safetensors, *.keras, *.h5)
+Run: .venv/bin/python scripts/make_fixtures.py   (rewrites fixtures/*.pt, *.safetensors, *.keras, *.h5, hub/)
+     .venv/bin/python scripts/make_fixtures.py hub   (only fixtures/hub/)
 """
 
 from __future__ import annotations
@@ -70,9 +71,68 @@ def write_architectures(out: Path) -> None:
             model.save(out / keras_file)  # .keras archive, or ".h5" alone: the legacy Keras 2 HDF5 layout
 
 
+def write_hub_forms(out: Path) -> None:
+    """The fixture ResNet's weights in the forms hubs and training scripts ship (fixtures/hub/), and a tied model.
+
+    Every form holds the same tensors as a plain state dict of the seeded model, so a conversion of each must give
+    what the plain one gives: shards with an index (safetensors and pickles), a hub folder, training-wrapper key
+    prefixes, a Lightning checkpoint, an EMA copy beside the main weights, float16 and bfloat16 copies, and a
+    tied embedding stored under one of its two names (as Hugging Face drops the tied head).
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    hub = out / "hub"
+    for folder in ("sharded", "sharded_bin", "folder"):
+        (hub / folder).mkdir(parents=True, exist_ok=True)
+    torch_factory, _, shape = architectures.ARCHITECTURES["resnet"]
+    net = trained.torch_trained(torch_factory(), shape, SEED + 500)
+    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    keys = list(state)
+    halves = (keys[: len(keys) // 2], keys[len(keys) // 2:])
+    for folder, stem, ext, index in (("sharded", "model", ".safetensors", "model.safetensors.index.json"),
+                                     ("sharded_bin", "pytorch_model", ".bin", "pytorch_model.bin.index.json")):
+        weight_map = {}
+        for i, part in enumerate(halves, 1):
+            name = f"{stem}-{i:05d}-of-00002{ext}"
+            shard = {k: state[k] for k in part}
+            if ext == ".safetensors":
+                save_file(shard, str(hub / folder / name))
+            else:
+                torch.save(shard, hub / folder / name)
+            weight_map.update(dict.fromkeys(part, name))
+        total = sum(v.numel() * v.element_size() for v in state.values())
+        (hub / folder / index).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                     indent=1))
+    save_file(state, str(hub / "folder" / "model.safetensors"))
+    (hub / "folder" / "config.json").write_text(json.dumps({"architecture": "fixture resnet"}))
+    torch.save({"model": {f"module._orig_mod.{k}": v for k, v in state.items()}}, hub / "ddp_compiled.pt")
+    torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 7, "global_step": 112},
+               hub / "lightning.ckpt")
+    gen = torch.Generator().manual_seed(SEED + 501)
+    ema = {k: (0.9 * v + 0.1 * torch.randn(v.shape, generator=gen)) if v.is_floating_point() else v.clone()
+           for k, v in state.items()}
+    ema = {k: v.abs() if k.endswith("running_var") else v for k, v in ema.items()}
+    torch.save({"state_dict": state, "state_dict_ema": ema, "epoch": 3}, hub / "ema.pt")
+    for dtype in (torch.float16, torch.bfloat16):
+        save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()},
+                  str(hub / f"resnet_{str(dtype)[6:]}.safetensors"))
+    tied = models.torch_tied()
+    with torch.no_grad():
+        for p in tied.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    save_file({k: v.detach().clone() for k, v in tied.state_dict().items() if k != "head.weight"},
+              str(hub / "tied.safetensors"))
+
+
 def main() -> None:
     out = ROOT / "fixtures"
+    if sys.argv[1:] == ["hub"]:  # only fixtures/hub/ (the other fixtures are left as they are)
+        write_hub_forms(out)
+        return
     write_architectures(out)
+    write_hub_forms(out)
     net = train_bn_layers()
     state = {k: v.clone() for k, v in net.state_dict().items()}
     torch.save(state, out / "bn_layers.pt")
