@@ -44,6 +44,9 @@ def _weights(t: LayerSpec, k: LayerSpec, tn: str, kn: str, flatten_from) -> list
     out = []
     for key, tv in t.arrays.items():
         kv = k.arrays.get(key)
+        if kv is not None and tv.dtype != kv.dtype:  # compare as the coarser side holds them
+            coarse = tv.dtype if tv.dtype.itemsize < kv.dtype.itemsize else kv.dtype
+            tv, kv = tv.astype(coarse), kv.astype(coarse)
         if kv is None or tv.shape != kv.shape or np.array_equal(tv, kv):
             continue
         if key == "weight" and tv.ndim >= 4 and np.array_equal(np.swapaxes(tv, -1, -2), kv):

@@ -333,3 +333,31 @@ def _restore_conv_groups(model: onnx.ModelProto) -> onnx.ModelProto:
             del node.attribute[:]
             node.attribute.extend([*kept, helper.make_attribute("group", channels // per_group)])
     return model
+
+
+def float32_copy(model):
+    """A float32 clone of a Keras model that holds or computes another floating dtype, with its values cast (exact
+    for float16 and bfloat16): verify computes in float32, and onnxruntime's CPU kernels do not run bfloat16.
+    Layer names are kept, so the same taps apply. Returns ``model`` itself when it is float32 throughout."""
+    import keras
+
+    layers = list(model._flatten_layers(include_self=False)) if hasattr(model, "_flatten_layers") else model.layers
+    dtypes = {v.dtype for v in model.weights} | {getattr(layer, "compute_dtype", "float32") for layer in layers}
+    if dtypes <= {"float32"}:
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    except Exception as exc:
+        raise ExportError(f"Keras model '{model.name}' holds or computes {', '.join(sorted(dtypes - {'float32'}))}, "
+                          f"and bnport could not make the float32 copy it verifies: {exc}") from exc
+    if [tuple(v.shape) for v in copy.weights] != [tuple(v.shape) for v in model.weights]:
+        raise ExportError(f"the float32 copy of Keras model '{model.name}' does not have the model's variables")
+    for mine, theirs in zip(copy.weights, model.weights, strict=True):
+        mine.assign(keras.ops.cast(theirs.value, mine.dtype))
+    return copy

@@ -32,6 +32,7 @@ def table(report) -> str:
                      f"{c.max_rel:>9.2e} {row.tolerance:>9.2e}  {verdict}")
     lines += [f"not compared: {entry}" for entry in report.not_compared]
     lines += [f"not paired: {entry}" for entry in report.unpaired]
+    lines += [f"note: {entry}" for entry in report.notes]
     if report.ok:
         lines.append(f"ok: {len(report.rows)} layers and {len(report.final)} outputs within tolerance")
     elif report.first_divergence is None:
@@ -96,6 +97,7 @@ def write_html(report, path: str | Path) -> None:
     findings = "".join(f"<li><b>{f.code}</b> {html.escape(f.message)}</li>" for f in report.findings)
     findings += "".join(f"<li><b>not compared</b> {html.escape(e)}</li>" for e in report.not_compared)
     findings += "".join(f"<li><b>not paired</b> {html.escape(e)}</li>" for e in report.unpaired)
+    findings += "".join(f"<li><b>note</b> {html.escape(e)}</li>" for e in report.notes)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bnport verify</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}

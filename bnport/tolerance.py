@@ -57,7 +57,13 @@ def output_depth(graph: Graph) -> float:
     return max((d.get(n, 0.0) for slot in graph.outputs for n in slot), default=0.0) + OPS_PER_LAYER
 
 
-def tolerance(depth: float, reference: np.ndarray) -> float:
-    """The absolute tolerance for an output at ``depth`` whose values are ``reference``."""
+def tolerance(depth: float, reference: np.ndarray, unit: float = U) -> float:
+    """The absolute tolerance for an output at ``depth`` whose values are ``reference``.
+
+    ``unit`` is the relative rounding of the coarsest precision involved: ``U`` (float32) when both models hold and
+    compute float32; a model holding or computing float16 rounds by 2**-11 and bfloat16 by 2**-8 (each weight
+    and activation once), so the same sum over the path, with that unit, bounds the difference. Computing in
+    float32 does not take that rounding back: it is in the values.
+    """
     scale = float(np.max(np.abs(reference))) if np.size(reference) else 0.0
-    return 2.0 * U * depth * scale + float(np.finfo(np.float32).tiny)
+    return 2.0 * unit * depth * scale + float(np.finfo(np.float32).tiny)

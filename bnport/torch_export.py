@@ -19,6 +19,10 @@ from bnport.errors import ExportError
 
 OPSET = 17
 
+#: a model whose parameters and buffers take more bytes than this is exported with them as graph inputs, fed at
+#: run time: an ONNX model is one protobuf, which cannot exceed 2 GiB
+LARGE = 3 * 2**29
+
 
 def export_torch(
     module: torch.nn.Module,
@@ -26,10 +30,13 @@ def export_torch(
     *,
     output_names: Sequence[str] = ("output",),
     fold_constants: bool = False,
+    weights_as_inputs: bool = False,
 ) -> onnx.ModelProto:
     """Export ``module`` in eval mode on an example input (channels-first); the batch axis stays dynamic.
 
-    Every submodule's training flag is restored afterwards (a submodule left in training mode stays so).
+    ``weights_as_inputs``: the parameters become graph inputs, fed by :func:`weight_feeds` (for models over 2 GiB,
+    which no ONNX protobuf can hold). Every submodule's training flag is restored afterwards (a submodule left in
+    training mode stays so).
     """
     flags = [(m, m.training) for m in module.modules()]
     buffer = io.BytesIO()
@@ -49,6 +56,7 @@ def export_torch(
                 dynamo=False,
                 do_constant_folding=fold_constants,
                 training=torch.onnx.TrainingMode.EVAL,
+                export_params=not weights_as_inputs,
             )
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed on {type(module).__name__}: {exc}") from exc
@@ -56,6 +64,27 @@ def export_torch(
         for m, flag in flags:
             m.training = flag
     return onnx.load_from_string(buffer.getvalue())
+
+
+def is_large(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s parameters and buffers exceed :data:`LARGE` bytes."""
+    tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}.values()
+    return sum(t.numel() * t.element_size() for t in tensors) > LARGE
+
+
+def weight_feeds(module: torch.nn.Module, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """onnxruntime feeds for a graph exported with ``weights_as_inputs``: each weight input's tensor, as a view."""
+    from bnport.torch_bn import tensor_view
+
+    named = {**dict(module.named_buffers(remove_duplicate=False)),
+             **dict(module.named_parameters(remove_duplicate=False))}
+    feeds = {}
+    for graph_input in model.graph.input[1:]:
+        tensor = named.get(graph_input.name)
+        if tensor is None:
+            raise ExportError(f"the exported PyTorch graph takes '{graph_input.name}', which is no weight of the model")
+        feeds[graph_input.name] = tensor_view(tensor)
+    return feeds
 
 
 def _keras_activations() -> dict:

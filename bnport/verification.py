@@ -68,6 +68,8 @@ class VerifyReport:
             report not ok (with ``per_layer=True``, a plan without a single pair is one).
         unpaired: weight-holding layers of either model that no pair covers, each with the reason (the final
             outputs still compare what they compute).
+        notes: how the comparison was made where it is not the plain float32 one (a float32 copy of a half-precision
+            model, a tolerance unit for half precision).
         input_shape: channels-first shape of the inputs.
         seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
             wall time; the PyTorch graph runs in onnxruntime while the Keras model is exported, so the stages
@@ -81,6 +83,7 @@ class VerifyReport:
     findings: tuple[Finding, ...]
     not_compared: list[str] = field(default_factory=list)
     unpaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -98,6 +101,7 @@ class VerifyReport:
             "findings": [f.as_dict() for f in self.findings],
             "not_compared": self.not_compared,
             "unpaired": self.unpaired,
+            "notes": self.notes,
             "seconds": self.seconds,
         }
 
@@ -144,7 +148,12 @@ def verify(
     x = _inputs(keras_model, inputs, seed, keras_last)
     clock: dict[str, float] = {}
     wanted = p.pairs if per_layer else []
-    k_tapped = keras_taps.tapped(keras_model, [x.keras_name for x in wanted])
+    notes: list[str] = []
+    computed = keras_export.float32_copy(keras_model)
+    if computed is not keras_model:
+        notes.append("the Keras model holds or computes in half precision: verified as a float32 copy (the values as "
+                     "they are, computed in float32)")
+    k_tapped = keras_taps.tapped(computed, [x.keras_name for x in wanted])
     k_finals = k_tapped.finals
     skipped = dict(k_tapped.skipped)
     activations = {pair.torch_name: p.keras_graph.nodes[pair.keras_name].activation for pair in wanted}
@@ -157,12 +166,15 @@ def verify(
     names = [pair.torch_name for pair in pairs]
     began = start = time.perf_counter()
     t_tapped, t_finals = torch_export.with_taps(torch_model, names, activations)
-    t_onnx = torch_export.export_torch(t_tapped, x, output_names=_names(t_finals, len(names)))
+    t_tapped = _in_float32(t_tapped, notes)
+    large = torch_export.is_large(t_tapped)  # over ONNX's 2 GiB: the weights are fed, not stored in the graph
+    t_onnx = torch_export.export_torch(t_tapped, x, output_names=_names(t_finals, len(names)), weights_as_inputs=large)
+    t_feeds = {"input": x, **torch_export.weight_feeds(t_tapped, t_onnx)} if large else x
     clock["export_torch"] = time.perf_counter() - start
     keras_x = layout.to_channels_last(x) if keras_last else x
     # onnxruntime releases the GIL: the PyTorch graph runs on a worker while the Keras export (Python) goes on
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-onnxruntime") as pool:
-        torch_run = pool.submit(_timed, runtime.run, t_onnx, x)
+        torch_run = pool.submit(_timed, runtime.run, t_onnx, t_feeds)
         start = time.perf_counter()
         k_onnx = keras_export.export_keras(k_tapped, keras_x.shape, "float32", name=keras_model.name)
         clock["export_keras"] = time.perf_counter() - start
@@ -170,8 +182,13 @@ def verify(
         t_out, torch_seconds = torch_run.result()
     clock["onnxruntime"] = torch_seconds + keras_seconds
     clock["total"] = time.perf_counter() - began
-    rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model)
-    final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol)
+    units = {pair.torch_name: _unit(p, pair) for pair in p.pairs}
+    coarsest = max(units.values(), default=tolerance.U)
+    if coarsest > tolerance.U and atol is None and rtol is None:
+        notes.append(f"a model holds or computes in half precision: tolerances use its rounding unit {coarsest:.3g} "
+                     f"(float32: {tolerance.U:.3g}) where it is involved")
+    rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model, units)
+    final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol, coarsest)
     failing = [r for r in rows + final if not r.passed]
     first = failing[0] if failing else None
     findings = _diagnose(first, p) if first is not None else ()
@@ -180,7 +197,7 @@ def verify(
     if per_layer and not wanted:
         not_compared.append("no layer pair: the plan paired no weight-holding layers; only the outputs were compared")
     return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
-                        findings=findings, not_compared=not_compared, unpaired=_unpaired(p),
+                        findings=findings, not_compared=not_compared, unpaired=_unpaired(p), notes=notes,
                         input_shape=tuple(x.shape), seconds=clock)
 
 
@@ -234,13 +251,40 @@ def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool,
     return y
 
 
-def _tol(depth: float, ref: np.ndarray, atol, rtol) -> float:
+def _in_float32(model, notes: list[str]):
+    """``model``, or a float32 copy of it when it holds another floating dtype: verify computes in float32."""
+    import copy
+
+    import torch
+
+    dtypes = {str(t.dtype)[6:] for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    if dtypes <= {"float32"}:
+        return model
+    notes.append(f"the PyTorch model holds {', '.join(sorted(dtypes))}: verified as a float32 copy (the values as "
+                 "they are, computed in float32)")
+    return copy.deepcopy(model).to(torch.float32)
+
+
+#: relative rounding of each floating dtype, the unit of its tolerance
+_UNITS = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": tolerance.U, "float64": tolerance.U}
+
+
+def _unit(p: Plan, pair: Pair) -> float:
+    """The rounding unit of a pair: the coarsest precision either layer holds, or the Keras layer computes in."""
+    from bnport.layers import dtype_of
+
+    t, k = p.torch_graph.nodes[pair.torch_name], p.keras_graph.nodes[pair.keras_name]
+    dtypes = {dtype_of(t.spec), dtype_of(k.spec), getattr(k.layer, "compute_dtype", None)}
+    return max(_UNITS.get(d, tolerance.U) for d in dtypes if d)
+
+
+def _tol(depth: float, ref: np.ndarray, atol, rtol, unit: float = tolerance.U) -> float:
     if atol is None and rtol is None:
-        return tolerance.tolerance(depth, ref)
+        return tolerance.tolerance(depth, ref, unit)
     return (atol or 0.0) + (rtol or 0.0) * float(np.max(np.abs(ref)))
 
 
-def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torch_model) -> list[Row]:
+def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torch_model, units) -> list[Row]:
     depths = tolerance.depths(p.torch_graph)
     modules = dict(torch_model.named_modules())
     rows = []
@@ -248,7 +292,7 @@ def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torc
         name = pair.torch_name
         channels_first_norm = bool(getattr(p.torch_graph.nodes[name].spec, "attrs", {}).get("channels_first"))
         yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS or channels_first_norm, keras_last, yt.shape)
-        tol = _tol(depths[name], yt, atol, rtol)
+        tol = _tol(depths[name], yt, atol, rtol, units[name])
         found = ()
         if getattr(modules.get(name), "training", False) and pair.kind == "batchnorm":
             found = (Finding("train-mode", f"PyTorch {name} is in training mode: run as it is, it normalizes with "
@@ -258,14 +302,14 @@ def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torc
     return rows
 
 
-def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol) -> list[Row]:
+def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol, unit: float) -> list[Row]:
     if len(t_out) != len(k_out):
         raise IncompatibleLayerError(f"the PyTorch model has {len(t_out)} outputs and the Keras model {len(k_out)}")
     depth = tolerance.output_depth(p.torch_graph)
     rows = []
     for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=True)):
         yk = _to_torch_layout(yk, True, keras_last, yt.shape)  # an image-shaped output is channels-last in Keras
-        tol = _tol(depth, yt, atol, rtol)
+        tol = _tol(depth, yt, atol, rtol, unit)
         rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
     return rows
 
