@@ -31,6 +31,17 @@ def _add_checkpoint_key(p: argparse.ArgumentParser) -> None:
                         "the main state dict; an EMA copy beside it is said in a note)")
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"a shape is positive sizes separated by commas, e.g. 2,3,224,224. "
+                                         f"Received: {text!r}")
+    return shape
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (no framework imported)."""
     parser = argparse.ArgumentParser(
@@ -69,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="compare a PyTorch and a Keras model layer by layer through ONNX Runtime",
                        description="Exit 0 when every comparison passes, 1 when the models drift, 2 on bad input.")
     _add_models(p, required=True)
-    p.add_argument("--inputs", metavar="FILE.npz", help="channels-first inputs (the first array in the file); "
-                   "default: seeded random inputs of the Keras model's input shape")
+    p.add_argument("--inputs", metavar="FILE.npz", help="channels-first inputs: one array per model input, named as "
+                   "the Keras model's inputs or in their order; default: seeded inputs of the Keras model's input "
+                   "shapes (integer inputs below the vocabulary of the Embedding they feed)")
+    p.add_argument("--input-shape", metavar="N,C,...", action="append", type=_shape,
+                   help="channels-first shape, batch included, of the drawn inputs (once per model input), for a "
+                        "model whose input shape leaves sizes open")
+    p.add_argument("--batch", type=int, default=2, metavar="N", help="batch size of the drawn inputs (default 2)")
     p.add_argument("--map", metavar="FILE", help="JSON/YAML mapping of layer names (pairs and regex rules)")
     p.add_argument("--no-per-layer", action="store_true", help="compare the final outputs only")
     p.add_argument("--atol", type=float, help="absolute tolerance (replaces the derived one)")

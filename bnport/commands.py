@@ -25,6 +25,23 @@ def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:
     return arrays
 
 
+def _named_inputs(path: str | None) -> dict[str, np.ndarray] | list[np.ndarray] | None:
+    """The arrays of an ``.npz`` file: by name (matched to the Keras model's input names by verify), or, for
+    numpy's default names (``arr_0``, ...), in order."""
+    if path is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read inputs {path}: {exc}") from exc
+    if not arrays:
+        raise UsageError(f"{path} holds no arrays")
+    if len(arrays) == 1 or all(k == f"arr_{i}" for i, k in enumerate(arrays)):
+        return list(arrays.values())
+    return arrays
+
+
 def explain(args: argparse.Namespace) -> int:
     """``bnport explain``: findings for every BatchNorm pair of two models."""
     t = _torch(args)
@@ -60,8 +77,9 @@ def verify(args: argparse.Namespace) -> int:
 
     t = _torch(args)
     k = loading.keras_model(args.keras_model, args.keras_weights)
-    inputs = _read_inputs(args.inputs, 1)[0] if args.inputs else None
-    result = run(t, k, inputs, args.map, not args.no_per_layer, args.atol, args.rtol)
+    shapes = args.input_shape[0] if args.input_shape and len(args.input_shape) == 1 else args.input_shape
+    result = run(t, k, _named_inputs(args.inputs), args.map, not args.no_per_layer, args.atol, args.rtol,
+                 input_shape=shapes, batch=args.batch)
     print(result)
     for path, write in ((args.json, render.write_json), (args.junit, render.write_junit),
                         (args.html, render.write_html)):

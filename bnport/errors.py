@@ -37,3 +37,16 @@ class BnportWarning(UserWarning):
 
 class UsageError(BnportError, ValueError):
     """A command line or API call names something that does not exist or cannot be used."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`BnportWarning` attributed to the first caller outside bnport (whatever the call depth)."""
+    import sys
+    import warnings
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, BnportWarning, stacklevel=level + 1)

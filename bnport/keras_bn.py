@@ -5,12 +5,10 @@ The only module of the BatchNorm core that imports keras; imported lazily by :mo
 
 from __future__ import annotations
 
-import warnings
-
 import keras
 import numpy as np
 
-from bnport.errors import BnportWarning, IncompatibleLayerError, UnsupportedLayerError
+from bnport.errors import IncompatibleLayerError, UnsupportedLayerError, warn
 from bnport.spec import BatchNormSpec
 
 CHANNELS_LAST = "channels_last"
@@ -103,12 +101,10 @@ def keras_momentum(spec: BatchNormSpec) -> float:
         return float(spec.momentum)
     n = spec.num_batches_tracked or 0
     momentum = n / (n + 1)
-    warnings.warn(
+    warn(
         "PyTorch momentum=None (cumulative moving average) has no Keras equivalent; bnport set Keras "
         f"momentum={momentum:.6g} = n/(n+1) with n=num_batches_tracked={n}, which matches the next update "
         "only. Inference is unaffected; set layer.momentum yourself before further training.",
-        BnportWarning,
-        stacklevel=5,
     )
     return momentum
 

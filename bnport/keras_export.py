@@ -13,7 +13,7 @@ import json
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,12 +67,18 @@ class KerasOnnx:
     model: onnx.ModelProto
     variables: tuple
 
-    def feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """onnxruntime feeds: the data input, then every variable's current value."""
+    def feeds(self, x: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """onnxruntime feeds: the data inputs (one array, or one per model input), then every variable's value."""
         import keras
 
+        xs = [x] if isinstance(x, np.ndarray) else list(x)
         values = {f"w{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(self.variables)}
-        return {"input": x, **values}
+        return {**dict(zip(input_names(len(xs)), xs, strict=True)), **values}
+
+
+def input_names(count: int) -> list[str]:
+    """The graph's data input names: ``input``, or ``input_0``, ``input_1``, ... for several."""
+    return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
 
 
 #: architecture key -> exported graph; a graph depends on the architecture and settings, not on the weights.
@@ -86,7 +92,15 @@ CACHE_SIZE = 16
 AUTOGRAPH = False
 
 
-def _cache_key(call, input_shape, dtype: str) -> str | None:
+def _signature_shapes(input_shape, dtype) -> tuple[list[tuple], list[str]]:
+    """One shape and dtype per data input, from one shape (a tuple of ints or None) or a sequence of them."""
+    single = all(d is None or isinstance(d, (int, np.integer)) for d in input_shape)
+    shapes = [tuple(input_shape)] if single else [tuple(s) for s in input_shape]
+    dtypes = [dtype] * len(shapes) if isinstance(dtype, str) else list(dtype)
+    return shapes, dtypes
+
+
+def _cache_key(call, input_shape, dtype) -> str | None:
     taps: tuple[str, ...] = ()
     if isinstance(call, Tapped):
         call, taps = call.model, call.taps
@@ -95,7 +109,8 @@ def _cache_key(call, input_shape, dtype: str) -> str | None:
             {"class": type(call).__name__, "config": call.get_config()}, sort_keys=True, default=str)
     except Exception:  # a subclassed model without a config: not cached
         return None
-    text = json.dumps([config, list(taps), list(input_shape[1:]), dtype, keras_version()], default=str)
+    shapes, dtypes = _signature_shapes(input_shape, dtype)
+    text = json.dumps([config, list(taps), [list(s[1:]) for s in shapes], dtypes, keras_version()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -108,13 +123,14 @@ def keras_version() -> str:
 
 def export_keras(
     call: Callable,
-    input_shape: tuple[int | None, ...],
-    dtype: str = "float32",
+    input_shape: tuple[int | None, ...] | Sequence[tuple[int | None, ...]],
+    dtype: str | Sequence[str] = "float32",
     *,
     name: str = "keras",
 ) -> KerasOnnx:
     """Export ``call`` (a built Keras layer or model, or a :class:`~bnport.keras_taps.Tapped` model) applied with
-    ``training=False`` to ONNX.
+    ``training=False`` to ONNX, for inputs of ``input_shape`` and ``dtype`` (one each, or one per model input; the
+    batch axis stays open).
 
     The weights are not frozen into the graph: they are graph inputs fed at run time (``KerasOnnx.feeds``),
     through a ``keras.StatelessScope`` mapping each variable to its input. The graph then depends only on the
@@ -149,15 +165,19 @@ def _convert(call, input_shape, dtype: str, name: str, variables: tuple) -> tupl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _patch_tf2onnx()
-    data = tf.TensorSpec((None, *input_shape[1:]), tf.as_dtype(np.dtype(dtype)), name="input")
+    shapes, dtypes = _signature_shapes(input_shape, dtype)
+    data = [tf.TensorSpec((None, *s[1:]), tf.as_dtype(np.dtype(d)), name=n)
+            for s, d, n in zip(shapes, dtypes, input_names(len(shapes)), strict=True)]
     weights = [tf.TensorSpec(v.shape, tf.as_dtype(v.dtype), name=f"w{i}") for i, v in enumerate(variables)]
-    signature = (data, *weights)
+    signature = (*data, *weights)
     forward = call if isinstance(call, Tapped) else (lambda x: call(x, training=False))
+    count = len(data)
 
     @tf.function(input_signature=signature, autograph=AUTOGRAPH)
-    def inference(x, *weights):
+    def inference(*args):
+        xs, weights = args[:count], args[count:]
         with keras.StatelessScope(state_mapping=list(zip(variables, weights, strict=True))):
-            return forward(x)
+            return forward(xs[0] if count == 1 else list(xs))
 
     captured: dict[str, np.ndarray] = {}
     try:

@@ -24,32 +24,40 @@ OPSET = 17
 LARGE = 3 * 2**29
 
 
+def input_names(count: int) -> list[str]:
+    """The graph's data input names: ``input``, or ``input_0``, ``input_1``, ... for several."""
+    return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
+
+
 def export_torch(
     module: torch.nn.Module,
-    example: np.ndarray,
+    example: np.ndarray | Sequence[np.ndarray],
     *,
     output_names: Sequence[str] = ("output",),
     fold_constants: bool = False,
     weights_as_inputs: bool = False,
 ) -> onnx.ModelProto:
-    """Export ``module`` in eval mode on an example input (channels-first); the batch axis stays dynamic.
+    """Export ``module`` in eval mode on example inputs (channels-first; one array or one per input, named by
+    :func:`input_names`); the batch axis stays dynamic.
 
     ``weights_as_inputs``: the parameters become graph inputs, fed by :func:`weight_feeds` (for models over 2 GiB,
     which no ONNX protobuf can hold). Every submodule's training flag is restored afterwards (a submodule left in
     training mode stays so).
     """
+    examples = [example] if isinstance(example, np.ndarray) else list(example)
+    names = input_names(len(examples))
     flags = [(m, m.training) for m in module.modules()]
     buffer = io.BytesIO()
-    dynamic = {name: {0: "batch"} for name in ("input", *output_names)}
+    dynamic = {name: {0: "batch"} for name in (*names, *output_names)}
     try:
         module.eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module,
-                (torch.from_numpy(np.ascontiguousarray(example)),),
+                tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in examples),
                 buffer,
-                input_names=["input"],
+                input_names=names,
                 output_names=list(output_names),
                 dynamic_axes=dynamic,
                 opset_version=OPSET,
@@ -72,14 +80,18 @@ def is_large(module: torch.nn.Module) -> bool:
     return sum(t.numel() * t.element_size() for t in tensors) > LARGE
 
 
-def weight_feeds(module: torch.nn.Module, model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """onnxruntime feeds for a graph exported with ``weights_as_inputs``: each weight input's tensor, as a view."""
+def weight_feeds(module: torch.nn.Module, model: onnx.ModelProto, inputs: int = 1) -> dict[str, np.ndarray]:
+    """onnxruntime feeds for a graph exported with ``weights_as_inputs`` (and ``inputs`` data inputs): each weight
+    input's tensor, as a view."""
     from bnport.torch_bn import tensor_view
 
     named = {**dict(module.named_buffers(remove_duplicate=False)),
              **dict(module.named_parameters(remove_duplicate=False))}
     feeds = {}
-    for graph_input in model.graph.input[1:]:
+    data = set(input_names(inputs))
+    for graph_input in model.graph.input:
+        if graph_input.name in data:
+            continue
         tensor = named.get(graph_input.name)
         if tensor is None:
             raise ExportError(f"the exported PyTorch graph takes '{graph_input.name}', which is no weight of the model")

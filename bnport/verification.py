@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnport import layout, runtime, tolerance
+from bnport import layout, model_inputs, runtime, tolerance
 from bnport.compare import Comparison, compare
-from bnport.errors import IncompatibleLayerError, UsageError
+from bnport.errors import IncompatibleLayerError
 from bnport.findings import Finding
 from bnport.pairing import Pair, Plan
 
@@ -70,7 +70,8 @@ class VerifyReport:
             outputs still compare what they compute).
         notes: how the comparison was made where it is not the plain float32 one (a float32 copy of a half-precision
             model, a tolerance unit for half precision).
-        input_shape: channels-first shape of the inputs.
+        input_shape: channels-first shape of the (first) input.
+        input_shapes: channels-first shape of each input, in the Keras model's input order.
         seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
             wall time; the PyTorch graph runs in onnxruntime while the Keras model is exported, so the stages
             may add up to more than the total.
@@ -85,6 +86,7 @@ class VerifyReport:
     unpaired: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -94,6 +96,7 @@ class VerifyReport:
             "schema": "bnport-verify-report/1",
             "ok": self.ok,
             "input_shape": list(self.input_shape),
+            "input_shapes": [list(shape) for shape in self.input_shapes],
             "pairs": [r.as_dict() for r in self.rows],
             "final": [r.as_dict() for r in self.final],
             "first_divergence": None if first is None else {"torch_name": first.torch_name,
@@ -114,24 +117,31 @@ class VerifyReport:
 def verify(
     torch_model,
     keras_model,
-    inputs: np.ndarray | None = None,
+    inputs: object = None,
     mapping: object = None,
     per_layer: bool = True,
     atol: float | None = None,
     rtol: float | None = None,
     *,
     seed: int = 0,
+    input_shape: object = None,
+    batch: int = 2,
 ) -> VerifyReport:
     """Check that a ported model computes what the original computes, layer by layer, through ONNX Runtime.
 
     Args:
         torch_model, keras_model: the two models (either order of porting; neither is modified).
-        inputs: channels-first inputs (N, C, ...); None draws seeded standard-normal inputs of the Keras
-            model's input shape with batch 2 (a channels-last Keras model is fed them transposed).
+        inputs: channels-first inputs (N, C, ...): one array, a sequence in the Keras model's input order, or a
+            dict by Keras input name (see :mod:`bnport.model_inputs`); None draws seeded inputs of the Keras
+            model's input shapes: standard-normal floats, integer ids below the vocabulary of the Embedding they
+            feed. A channels-last Keras model is fed float inputs of rank 3 and more transposed.
         mapping: as in :func:`bnport.plan`.
         per_layer: compare every paired layer, not only the final outputs.
         atol, rtol: override the derived tolerance with ``atol + rtol * max|reference|`` (either may be given).
         seed: seed of the default inputs.
+        input_shape: channels-first shape, batch included (one, or one per input), of drawn inputs, for a model
+            whose input shape leaves sizes open.
+        batch: the batch size of drawn inputs.
 
     The tolerance of a layer grows with its depth (see :mod:`bnport.tolerance`): ``2 * 2**-24 * depth *
     max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it.
@@ -145,7 +155,8 @@ def verify(
     if p.ambiguous:  # conflicts and differences are diagnosed where the outputs part; a guess is never made
         p.raise_for_problems(strict=False)
     keras_last = _keras_channels_last(p)
-    x = _inputs(keras_model, inputs, seed, keras_last)
+    xs = model_inputs.resolve(_input_specs(keras_model), inputs, keras_last=keras_last, input_shape=input_shape,
+                              batch=batch, seed=seed, vocab=_vocabularies(p))
     clock: dict[str, float] = {}
     wanted = p.pairs if per_layer else []
     notes: list[str] = []
@@ -168,17 +179,20 @@ def verify(
     t_tapped, t_finals = torch_export.with_taps(torch_model, names, activations)
     t_tapped = _in_float32(t_tapped, notes)
     large = torch_export.is_large(t_tapped)  # over ONNX's 2 GiB: the weights are fed, not stored in the graph
-    t_onnx = torch_export.export_torch(t_tapped, x, output_names=_names(t_finals, len(names)), weights_as_inputs=large)
-    t_feeds = {"input": x, **torch_export.weight_feeds(t_tapped, t_onnx)} if large else x
+    t_onnx = torch_export.export_torch(t_tapped, xs.torch, output_names=_names(t_finals, len(names)),
+                                       weights_as_inputs=large)
+    t_feeds = dict(zip(torch_export.input_names(len(xs.torch)), xs.torch, strict=True))
+    if large:
+        t_feeds.update(torch_export.weight_feeds(t_tapped, t_onnx, len(xs.torch)))
     clock["export_torch"] = time.perf_counter() - start
-    keras_x = layout.to_channels_last(x) if keras_last else x
     # onnxruntime releases the GIL: the PyTorch graph runs on a worker while the Keras export (Python) goes on
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-onnxruntime") as pool:
         torch_run = pool.submit(_timed, runtime.run, t_onnx, t_feeds)
         start = time.perf_counter()
-        k_onnx = keras_export.export_keras(k_tapped, keras_x.shape, "float32", name=keras_model.name)
+        k_onnx = keras_export.export_keras(k_tapped, [x.shape for x in xs.keras], [x.dtype.name for x in xs.keras],
+                                           name=keras_model.name)
         clock["export_keras"] = time.perf_counter() - start
-        k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds(keras_x))
+        k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds(list(xs.keras)))
         t_out, torch_seconds = torch_run.result()
     clock["onnxruntime"] = torch_seconds + keras_seconds
     clock["total"] = time.perf_counter() - began
@@ -198,7 +212,7 @@ def verify(
         not_compared.append("no layer pair: the plan paired no weight-holding layers; only the outputs were compared")
     return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
                         findings=findings, not_compared=not_compared, unpaired=_unpaired(p), notes=notes,
-                        input_shape=tuple(x.shape), seconds=clock)
+                        input_shape=xs.shapes[0], input_shapes=list(xs.shapes), seconds=clock)
 
 
 def _unpaired(p: Plan) -> list[str]:
@@ -218,20 +232,24 @@ def _names(finals: int, taps: int) -> list[str]:
     return [f"output_{i}" for i in range(finals)] + [f"tap_{i}" for i in range(taps)]
 
 
-def _inputs(keras_model, inputs, seed: int, keras_last: bool) -> np.ndarray:
-    if inputs is not None:
-        x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32))
-        if x.ndim < 2:
-            raise UsageError(f"inputs must be a batch (N, C, ...). Received: shape {x.shape}")
-        return x
-    shapes = [tuple(t.shape) for t in keras_model.inputs]
-    if len(shapes) != 1 or any(d is None for d in shapes[0][1:]):
-        raise UsageError(
-            f"the Keras model's input shape {shapes} does not fix one input of known size; pass inputs"
-        )
-    shape = shapes[0]
-    cf = (2, shape[-1], *shape[1:-1]) if len(shape) > 2 and keras_last else (2, *shape[1:])
-    return np.random.default_rng(seed).standard_normal(cf).astype(np.float32)
+def _input_specs(keras_model) -> list[model_inputs.InputSpec]:
+    from bnport.keras_graph import functional
+
+    return [model_inputs.InputSpec(t.name, tuple(t.shape), str(t.dtype)) for t in functional(keras_model).inputs]
+
+
+def _vocabularies(p: Plan) -> dict[int, int]:
+    """Input index -> the smallest vocabulary of the Embeddings it feeds directly (token ids must stay below)."""
+    out: dict[int, int] = {}
+    for node in p.keras_graph.nodes.values():
+        if getattr(node.spec, "kind", None) != "embedding":
+            continue
+        size = int(node.spec.arrays["weight"].shape[0])
+        for pred in node.preds:
+            if pred.startswith("<input:"):
+                i = int(pred[len("<input:"):-1])
+                out[i] = min(out.get(i, size), size)
+    return out
 
 
 def _keras_channels_last(p: Plan) -> bool:
