@@ -142,7 +142,7 @@ class _Walker:
                 "weight-holding layer once, and a shared one has no single place in the graph"
             )
         if not keras_layers.supported(layer):
-            self.g.unsupported.append(f"{name} ({type(layer).__name__})")
+            self.g.unsupported.append(f"{name} ({keras_layers.why_unsupported(layer)})")
             return _Feed(srcs, None, False, fmt)
         preds = tuple(sorted(srcs, key=lambda n: self.g.position.get(n, -1)))
         flat = next((f for f in feeds if f.after_flatten), None)

@@ -310,3 +310,13 @@ def activation(layer) -> str | None:
         return None
     name = getattr(fn, "__name__", None) or type(fn).__name__
     return None if name == "linear" else name
+
+
+def why_unsupported(layer) -> str:
+    """A few words on why a weight-holding Keras layer has no mapping."""
+    name = type(layer).__name__
+    inner = [sub for sub in getattr(layer, "_layers", []) if getattr(sub, "weights", None)]
+    if inner:
+        return (f"{name}: a layer holding {len(inner)} other layers' weights, whose call bnport cannot see into to "
+                "tell how they connect")
+    return name

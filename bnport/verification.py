@@ -164,15 +164,16 @@ def verify(
     if computed is not keras_model:
         notes.append("the Keras model holds or computes in half precision: verified as a float32 copy (the values as "
                      "they are, computed in float32)")
-    k_tapped = keras_taps.tapped(computed, [x.keras_name for x in wanted])
-    k_finals = k_tapped.finals
-    skipped = dict(k_tapped.skipped)
+    skipped: dict[str, str] = {}
     activations = {pair.torch_name: p.keras_graph.nodes[pair.keras_name].activation for pair in wanted}
     for pair in wanted:
         act = activations[pair.torch_name]
-        if act and not torch_export.supports_activation(act) and pair.keras_name not in skipped:
+        if act and not torch_export.supports_activation(act):
             skipped[pair.keras_name] = (f"the Keras layer applies activation '{act}' inside itself, which bnport "
                                         "cannot apply to the PyTorch layer's output to compare them")
+    k_tapped = keras_taps.tapped(computed, [x.keras_name for x in wanted if x.keras_name not in skipped])
+    k_finals = k_tapped.finals
+    skipped.update(k_tapped.skipped)
     pairs = [pair for pair in wanted if pair.keras_name not in skipped]
     names = [pair.torch_name for pair in pairs]
     began = start = time.perf_counter()

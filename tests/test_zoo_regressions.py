@@ -292,3 +292,32 @@ def test_a_refused_port_leaves_no_copying_thread_behind(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "refused", done.stderr[-2000:]
     assert "terminate called" not in done.stderr
+
+
+def test_a_comparison_not_made_is_said_in_every_report_and_is_not_ok(tmp_path):
+    """A Keras Dense applying an activation bnport cannot apply to the PyTorch side is not compared: the report is
+    not ok, and the text, JSON, JUnit and HTML reports all say which pair and why."""
+    import json
+    from xml.etree import ElementTree as ET
+
+    import keras
+    from torch import nn
+
+    from bnport import report
+
+    i = keras.Input((6,))
+    k = keras.Model(i, keras.layers.Dense(4, activation=keras.activations.hard_shrink, name="fc")(i))
+    t = _trained(nn.Sequential(nn.Linear(6, 4), nn.Hardshrink()), (6,))
+    port(t, k)
+    r = verify(t, k, _x((6,)))
+    assert not r.ok and r.first_divergence is None
+    assert r.not_compared == ["0 <-> fc: the Keras layer applies activation 'hard_shrink' inside itself, which bnport "
+                              "cannot apply to the PyTorch layer's output to compare them"]
+    assert "not compared: 0 <-> fc" in str(r) and "NOT OK" in str(r)
+    report.write_json(r, tmp_path / "r.json")
+    report.write_junit(r, tmp_path / "r.xml")
+    report.write_html(r, tmp_path / "r.html")
+    assert json.loads((tmp_path / "r.json").read_text())["not_compared"] == r.not_compared
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert suite.get("errors") == "1" and suite.find("testcase/error").get("type") == "not-compared"
+    assert "hard_shrink" in (tmp_path / "r.html").read_text() and "NOT OK" in (tmp_path / "r.html").read_text()
