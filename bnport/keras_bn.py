@@ -236,10 +236,9 @@ def values_for(
     spec: BatchNormSpec, layer: keras.layers.BatchNormalization
 ) -> list[tuple[keras.Variable, np.ndarray]]:
     """Each variable of a checked, built ``layer`` with the value the spec gives it (identity where it has none)."""
-    ones = np.ones(spec.channels, dtype=spec.dtype)
     out = []
     if layer.scale:
-        out.append((layer.gamma, spec.gamma if spec.scale else ones))
+        out.append((layer.gamma, spec.gamma if spec.scale else np.ones(spec.channels, dtype=spec.dtype)))
     if layer.center:
-        out.append((layer.beta, spec.beta if spec.center else np.zeros_like(ones)))
+        out.append((layer.beta, spec.beta if spec.center else np.zeros(spec.channels, dtype=spec.dtype)))
     return [*out, (layer.moving_mean, spec.running_mean), (layer.moving_variance, spec.running_var)]

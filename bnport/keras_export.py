@@ -208,7 +208,7 @@ CUSTOM_OPS = {"Erfc": (_erfc, [])}
 
 @contextlib.contextmanager
 def _tf2onnx_fast_paths(captured: dict[str, np.ndarray]) -> Iterator[None]:
-    """Four tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
+    """Five tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
 
     * No graph optimizers: they only tidy transposes, which ONNX Runtime's own optimizer removes (same
       outputs, same run time; measured on ResNet-50).
@@ -221,17 +221,21 @@ def _tf2onnx_fast_paths(captured: dict[str, np.ndarray]) -> Iterator[None]:
       output, to put an Identity behind it) visits only the nodes that read the replaced name, from the graph's
       own index of consumers: the same rewiring, without a pass over the whole graph per output (about 0.5 s
       for a tapped ResNet-50).
+    * ``Graph.reset_nodes`` checks that every graph input is among the nodes with a set instead of a list: bnport's
+      graphs have an input per weight (606 for DenseNet-121), and tf2onnx resets the graph after each of its 27
+      rewriters and each sort (see ``_reset_nodes_with_a_set``).
     """
     import tf2onnx.optimizer
     from tf2onnx import tf_loader
     from tf2onnx.graph import Graph
 
     optimizers, extract = tf2onnx.optimizer._get_optimizers, Graph.extract_sub_graph_nodes
-    load, replace = tf_loader.from_function, Graph.replace_all_inputs
+    load, replace, reset = tf_loader.from_function, Graph.replace_all_inputs, Graph.reset_nodes
     tf2onnx.optimizer._get_optimizers = dict
     Graph.extract_sub_graph_nodes = _extract_sub_graph_nodes_once
     tf_loader.from_function = _from_function_with_nothing_to_freeze(load, captured)
     Graph.replace_all_inputs = _replace_all_inputs_indexed(replace)
+    Graph.reset_nodes = _reset_nodes_with_a_set(reset)
     try:
         yield
     finally:
@@ -239,6 +243,30 @@ def _tf2onnx_fast_paths(captured: dict[str, np.ndarray]) -> Iterator[None]:
         Graph.extract_sub_graph_nodes = extract
         tf_loader.from_function = load
         Graph.replace_all_inputs = replace
+        Graph.reset_nodes = reset
+
+
+def _reset_nodes_with_a_set(reset: Callable) -> Callable:
+    """tf2onnx's ``Graph.reset_nodes``, its check that each graph input is among ``ops`` made with a set.
+
+    The original tests ``n not in ops`` (a list) for every graph input: inputs times nodes comparisons per call.
+    The same check, with the same error, runs here on a set of the nodes; the original then runs with the graph's
+    input list emptied for the call (so its own check has nothing to do) and put back, whatever happens.
+    """
+
+    def reset_nodes(self, ops):
+        inputs = self.inputs
+        present = {id(op) for op in ops}
+        for n in inputs:
+            if id(n) not in present:
+                raise ValueError("graph input '" + n.name + "' not exist")
+        self.inputs = []
+        try:
+            return reset(self, ops)
+        finally:
+            self.inputs = inputs
+
+    return reset_nodes
 
 
 def _replace_all_inputs_indexed(replace: Callable) -> Callable:

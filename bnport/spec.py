@@ -110,7 +110,7 @@ class BatchNormSpec:
                 f"{name} must have shape ({self.channels},) to match channels={self.channels}. "
                 f"Received: {name}.shape={value.shape}"
             )
-        if str(value.dtype) != self.dtype:
+        if value.dtype.name != self.dtype:
             raise SpecError(
                 f"{name} must have the spec's dtype {self.dtype}. Received: {name}.dtype={value.dtype}"
             )

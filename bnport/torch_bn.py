@@ -95,23 +95,25 @@ def _check_is_batchnorm(layer: object, what: str) -> None:
         )
 
 
-def from_torch(layer: nn.Module) -> BatchNormSpec:
+def from_torch(layer: nn.Module, *, copy: bool = True) -> BatchNormSpec:
     """Read a PyTorch BatchNorm module into a :class:`~bnport.spec.BatchNormSpec`.
 
     The module's own ``eps`` is carried exactly; ``momentum`` is converted to the ONNX/Keras convention
     (``1 - torch``), ``momentum=None`` stays None. Tensors are copied, so later training of the module
-    does not change the spec. The module's training flag is not part of the state (see ``bnport.explain``).
+    does not change the spec (``copy=False``: views of the module's memory, for a port that reads them once). The
+    module's training flag is not part of the state (see ``bnport.explain``).
     """
+    read = tensor_to_numpy if copy else tensor_view
     _check_is_batchnorm(layer, "from_torch's layer")
     if not isinstance(layer, _BatchNorm):
-        return _from_frozen(layer)
+        return _from_frozen(layer, read)
     arrays = {
         "gamma": layer.weight,
         "beta": layer.bias,
         "running_mean": layer.running_mean,
         "running_var": layer.running_var,
     }
-    arrays = {k: tensor_to_numpy(v) for k, v in arrays.items() if v is not None}
+    arrays = {k: read(v) for k, v in arrays.items() if v is not None}
     dtype = next(iter(arrays.values())).dtype.name if arrays else str(torch.get_default_dtype())[6:]
     nbt = getattr(layer, "num_batches_tracked", None)
     return BatchNormSpec(
@@ -129,9 +131,9 @@ def from_torch(layer: nn.Module) -> BatchNormSpec:
 FROZEN_MOMENTUM = 1.0
 
 
-def _from_frozen(layer: nn.Module) -> BatchNormSpec:
+def _from_frozen(layer: nn.Module, read) -> BatchNormSpec:
     """A frozen BatchNorm (torchvision, timm): affine, statistics that never move, no counter, 4-D inputs."""
-    arrays = {k: tensor_to_numpy(getattr(layer, b)) for k, b in
+    arrays = {k: read(getattr(layer, b)) for k, b in
               (("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"), ("running_var", "running_var"))}
     return BatchNormSpec(channels=int(arrays["running_mean"].shape[0]), epsilon=float(layer.eps),
                          momentum=FROZEN_MOMENTUM, dtype=arrays["running_mean"].dtype.name, input_ndims=(4,), **arrays)

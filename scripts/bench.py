@@ -8,6 +8,8 @@
             cold (first export of the Keras architecture) and warm (the graph cached per architecture)
   help      `bnport --help` wall time
   scaling   plan and port time on chains of 100 and 1,000 BatchNorm layers (ratio; linear would be 10)
+  zoo       torchvision densenet121 and keras.applications DenseNet121 (224x224): port vs assigning
+            already-transposed arrays, verify vs one torch export + one onnxruntime run of each model
 
 Run: .venv/bin/python scripts/bench.py            (ResNet-50, 224x224; a few minutes)
      .venv/bin/python scripts/bench.py --quick    (small models; what CI runs so this script cannot rot)
@@ -45,7 +47,8 @@ from bnport.porting import plan, port  # noqa: E402
 from bnport.verification import verify  # noqa: E402
 
 ARCH = ROOT / "fixtures" / "architectures.py"
-TARGETS = {"port": 1.2, "convert": 1.3, "convert_memory": 2.5, "verify": 6.0, "help_s": 0.3, "scaling": 12.0}
+TARGETS = {"port": 1.2, "convert": 1.3, "convert_memory": 2.5, "verify": 6.0, "help_s": 0.3, "scaling": 12.0,
+           "zoo_port": 1.2, "zoo_verify": 3.0}
 
 
 def best(fn, repeat: int = 3) -> float:
@@ -176,6 +179,19 @@ def bench_verify(torch_factory, keras_factory, input_shape) -> dict:
             "ratio_warm": warm_s / floor_s, "pairs": len(report.rows), "stages_cold_s": report.seconds}
 
 
+def bench_zoo(size: int) -> dict:
+    """The real zoo pair: torchvision's and keras.applications' DenseNet-121 (242 pairs, 121 BatchNorms)."""
+    from zoo_imports import torchvision
+
+    tv = torchvision()
+
+    def keras_densenet():
+        return keras.applications.DenseNet121(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+
+    return {"port": bench_port(tv.models.densenet121, keras_densenet),
+            "verify": bench_verify(tv.models.densenet121, keras_densenet, (3, size, size))}
+
+
 def bench_help() -> dict:
     def run():
         subprocess.run([sys.executable, "-m", "bnport", "--help"], capture_output=True, check=True)
@@ -231,13 +247,14 @@ def main() -> None:
         results["convert"] = bench_convert(*refs, Path(tmp))
     results["verify"] = bench_verify(torch_factory, keras_factory, shape)
     results["help"] = bench_help()
+    results["zoo"] = bench_zoo(32 if args.quick else 224)
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 def print_table(r: dict) -> None:
-    p, c, v, h, s = r["port"], r["convert"], r["verify"], r["help"], r["scaling"]
+    p, c, v, h, s, z = r["port"], r["convert"], r["verify"], r["help"], r["scaling"], r["zoo"]
     rows = [
         ("port (in memory)", f"{p['port_s']:.3f} s", f"assign {p['floor_s']:.3f} s", p["ratio"], TARGETS["port"]),
         ("convert .pt -> .weights.h5", f"{c['convert_objects_s']:.3f} s", f"load+save {c['floor_s']:.3f} s",
@@ -257,6 +274,12 @@ def print_table(r: dict) -> None:
          f"{s['plan_s_' + str(s['layers'][0])]:.3f} s", s["plan_ratio"], TARGETS["scaling"]),
         (f"port, {s['layers'][1]} vs {s['layers'][0]} BN", f"{s['port_s_' + str(s['layers'][1])]:.3f} s",
          f"{s['port_s_' + str(s['layers'][0])]:.3f} s", s["port_ratio"], TARGETS["scaling"]),
+        ("zoo DenseNet-121: port", f"{z['port']['port_s']:.3f} s", f"assign {z['port']['floor_s']:.3f} s",
+         z["port"]["ratio"], TARGETS["zoo_port"]),
+        ("zoo DenseNet-121: verify, cold", f"{z['verify']['verify_cold_s']:.2f} s",
+         f"export+2 runs {z['verify']['floor_s']:.2f} s", z["verify"]["ratio_cold"], TARGETS["zoo_verify"]),
+        ("zoo DenseNet-121: verify, warm", f"{z['verify']['verify_warm_s']:.2f} s",
+         f"export+2 runs {z['verify']['floor_s']:.2f} s", z["verify"]["ratio_warm"], TARGETS["zoo_verify"]),
     ]
     print(f"machine: {r['machine']}")
     print(f"model: {r['model']}{' (quick)' if r['quick'] else ''}; verify stages (cold): "

@@ -15,8 +15,9 @@ def test_bench_quick_runs_and_reports_every_figure(tmp_path):
                           str(tmp_path / "b.json")], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads((tmp_path / "b.json").read_text())
-    assert {"port", "convert", "verify", "help", "scaling"} <= set(data)
+    assert {"port", "convert", "verify", "help", "scaling", "zoo"} <= set(data)
     for name in ("port (in memory)", "convert peak memory", "verify per layer, cold", "bnport --help",
-                 "plan, 100 vs 10 BN"):
+                 "plan, 100 vs 10 BN", "zoo DenseNet-121: port", "zoo DenseNet-121: verify, cold"):
         assert name in out.stdout
     assert data["verify"]["pairs"] == 13 and data["port"]["ratio"] > 0
+    assert data["zoo"]["verify"]["pairs"] == 242

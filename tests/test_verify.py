@@ -306,3 +306,47 @@ def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypat
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
     assert len(got) == outputs and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkeypatch):
+    """tf2onnx checks each graph input against a list of the nodes after every rewriter; bnport checks against a
+    set (its graphs have an input per weight): same ops, same numbers as tf2onnx's own check."""
+    from bnport import keras_export, keras_taps, runtime
+    from bnport.keras_graph import graph
+
+    k = keras_model(name)
+    tapped = keras_taps.tapped(k, list(graph(k).nodes))
+    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    calls = []
+    patched = keras_export._reset_nodes_with_a_set
+
+    def counting(reset):
+        fast = patched(reset)
+        return lambda self, ops: calls.append(1) or fast(self, ops)
+
+    monkeypatch.setattr(keras_export, "_reset_nodes_with_a_set", counting)
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    fast = keras_export.export_keras(tapped, x.shape)
+    assert len(calls) > 20, "the set-based check was not taken"
+    monkeypatch.setattr(keras_export, "_reset_nodes_with_a_set", lambda original: original)
+    keras_export._CACHE.clear()
+    slow = keras_export.export_keras(tapped, x.shape)
+    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
+    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
+    from tf2onnx.graph import Graph
+
+    from bnport.keras_export import _reset_nodes_with_a_set
+
+    class Stub:
+        name = "w7"
+
+    graph = Graph.__new__(Graph)
+    graph.inputs = [Stub()]
+    with pytest.raises(ValueError, match="graph input 'w7' not exist"):
+        _reset_nodes_with_a_set(lambda self, ops: None)(graph, [])
+    assert [n.name for n in graph.inputs] == ["w7"]  # left as it was

@@ -8,54 +8,20 @@ mean != 0 and var != 1). keras-hub's timm converters, run offline from a folder 
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
 from models import trained
+from zoo_imports import torchvision
+
+__all__ = ["torchvision"]
 
 #: largest |native PyTorch - native Keras| of a correct port, relative to the output's largest magnitude. Float32
 #: through 100-250 layers, each a few roundings of u = 2**-24 that add up like a random walk, measured at most
 #: 2e-6 on this corpus; 2**-13 (1.2e-4) keeps a 50x margin and stays 100x below any porting mistake seen (a
 #: wrong padding, stride or scale moves the output by 1e-2 or more of its magnitude).
 NATIVE_RTOL = 2.0**-13
-
-
-@functools.cache
-def torchvision():
-    """The ``torchvision`` package (and timm, which imports it), importable beside the CPU torch.
-
-    The torchvision wheel the registry serves for torch 2.13.0 is a CUDA build whose compiled ops cannot load
-    with the CPU torch, and its import stops at ``operator torchvision::nms does not exist``. The model
-    definitions use no compiled op: declaring the two op schemas first is enough. A CPU torchvision (PyTorch's own
-    index) declares them itself, so they are declared only for the CUDA build.
-    """
-    import torch
-
-    cuda_build = _torchvision_cuda() is not None and torch.version.cuda is None
-    if cuda_build and not getattr(torchvision, "library", None):
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor qdets, Tensor qscores, float iou_threshold) -> Tensor")
-        torchvision.library = lib  # kept alive: dropping it removes the schemas
-    import torchvision as tv
-
-    return tv
-
-
-def _torchvision_cuda() -> str | None:
-    """The CUDA build tag (``cu130``) of the installed torchvision, read from its ``version.py`` without importing
-    it (the wheel's metadata version has no local ``+cu`` part); None for a CPU build."""
-    import importlib.util
-    import re
-
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
-    found = re.search(r"^__version__\s*=\s*['\"][^'\"+]*\+(cu\d+)['\"]", text, re.M)
-    return found.group(1) if found else None
 
 
 def timm():
