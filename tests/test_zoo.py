@@ -24,47 +24,7 @@ from bnport.verification import verify
 S64 = (3, 64, 64)
 
 
-def _apps():
-    import keras
-
-    return keras.applications
-
-
-def _features(name):
-    return lambda: zoo.timm().create_model(name, pretrained=False, num_classes=0, global_pool="")
-
-
-#: pairs whose definitions agree layer for layer: name -> (PyTorch factory, Keras factory, input shape)
-AGREE = {
-    "torchvision densenet121 / keras.applications DenseNet121": (
-        lambda: zoo.torchvision().models.densenet121(),
-        lambda: _apps().DenseNet121(weights=None, input_shape=(64, 64, 3), classifier_activation=None), S64),
-    "torchvision convnext_tiny / keras.applications ConvNeXtTiny": (
-        lambda: zoo.torchvision().models.convnext_tiny(),
-        lambda: _apps().ConvNeXtTiny(weights=None, input_shape=(64, 64, 3), classifier_activation=None,
-                                     include_preprocessing=False), S64),
-    "timm tf_efficientnetv2_b0 / keras.applications EfficientNetV2B0": (
-        lambda: zoo.timm().create_model("tf_efficientnetv2_b0", pretrained=False),
-        lambda: _apps().EfficientNetV2B0(weights=None, input_shape=(64, 64, 3), classifier_activation=None,
-                                         include_preprocessing=False), S64),
-    "timm resnet50 / keras-hub ResNet": (_features("resnet50"), lambda: zoo.keras_hub_backbone("resnet50"), S64),
-    "timm efficientnet_b0 / keras-hub EfficientNet": (
-        _features("efficientnet_b0"), lambda: zoo.keras_hub_backbone("efficientnet_b0"), S64),
-    "timm cspresnet50 / keras-hub CSPNet": (
-        _features("cspresnet50"), lambda: zoo.keras_hub_backbone("cspresnet50"), S64),
-    "torchvision resnet18 with FrozenBatchNorm2d / keras-hub ResNet": (
-        lambda: _frozen_resnet18(), lambda: zoo.keras_hub_backbone("resnet18"), S64),
-}
-
-
-def _frozen_resnet18():
-    """torchvision's resnet18 as detection backbones build it (FrozenBatchNorm2d), its head removed: the layout
-    keras-hub's ResNet backbone ends with."""
-    from torch import nn
-
-    tv = zoo.torchvision()
-    model = tv.models.resnet18(norm_layer=tv.ops.FrozenBatchNorm2d)
-    return nn.Sequential(*list(model.children())[:-2])
+AGREE = zoo.agreeing(64)
 
 
 #: zoo layer classes each agreeing pair must contain, so the corpus is known to exercise them
@@ -76,6 +36,16 @@ CLASSES = {
     "timm cspresnet50 / keras-hub CSPNet": {"BatchNormAct2d"},
     "torchvision resnet18 with FrozenBatchNorm2d / keras-hub ResNet": {"FrozenBatchNorm2d"},
 }
+
+
+def _apps():
+    import keras
+
+    return keras.applications
+
+
+def _features(name):
+    return zoo.features(name)
 
 
 @pytest.mark.parametrize("name", list(CLASSES))

@@ -113,3 +113,83 @@ def keras_hub_ported(folder: Path):
     import keras_hub
 
     return keras_hub.models.Backbone.from_preset(str(folder))
+
+
+def _applications():
+    import keras
+
+    return keras.applications
+
+
+def features(name: str):
+    """A factory of timm's ``name`` without its head (``num_classes=0, global_pool=""``): the layout keras-hub's
+    backbones end with."""
+    return lambda: timm().create_model(name, pretrained=False, num_classes=0, global_pool="")
+
+
+def frozen_resnet18():
+    """torchvision's resnet18 as detection backbones build it (FrozenBatchNorm2d), its head removed: the layout
+    keras-hub's ResNet backbone ends with."""
+    from torch import nn
+
+    tv = torchvision()
+    model = tv.models.resnet18(norm_layer=tv.ops.FrozenBatchNorm2d)
+    return nn.Sequential(*list(model.children())[:-2])
+
+
+def agreeing(size: int) -> dict:
+    """Pairs whose definitions agree layer for layer, at ``size`` x ``size`` inputs: name -> (PyTorch factory,
+    Keras factory, channels-first input shape)."""
+    apps, shape, hw = _applications(), (3, size, size), (size, size, 3)
+    return {
+        "torchvision densenet121 / keras.applications DenseNet121": (
+            lambda: torchvision().models.densenet121(),
+            lambda: apps.DenseNet121(weights=None, input_shape=hw, classifier_activation=None), shape),
+        "torchvision convnext_tiny / keras.applications ConvNeXtTiny": (
+            lambda: torchvision().models.convnext_tiny(),
+            lambda: apps.ConvNeXtTiny(weights=None, input_shape=hw, classifier_activation=None,
+                                      include_preprocessing=False), shape),
+        "timm tf_efficientnetv2_b0 / keras.applications EfficientNetV2B0": (
+            lambda: timm().create_model("tf_efficientnetv2_b0", pretrained=False),
+            lambda: apps.EfficientNetV2B0(weights=None, input_shape=hw, classifier_activation=None,
+                                          include_preprocessing=False), shape),
+        "timm resnet50 / keras-hub ResNet": (
+            features("resnet50"), lambda: keras_hub_backbone("resnet50", hw), shape),
+        "timm efficientnet_b0 / keras-hub EfficientNet": (
+            features("efficientnet_b0"), lambda: keras_hub_backbone("efficientnet_b0", hw), shape),
+        "timm cspresnet50 / keras-hub CSPNet": (
+            features("cspresnet50"), lambda: keras_hub_backbone("cspresnet50", hw), shape),
+        "torchvision resnet18 with FrozenBatchNorm2d / keras-hub ResNet": (
+            frozen_resnet18, lambda: keras_hub_backbone("resnet18", hw), shape),
+    }
+
+
+def differing(size: int) -> dict:
+    """Pairs whose definitions differ, at ``size`` x ``size`` inputs: name -> (PyTorch factory, Keras factory,
+    channels-first input shape). What bnport must say of each is decided in tests/test_zoo.py."""
+    apps, shape, hw = _applications(), (3, size, size), (size, size, 3)
+    models = torchvision().models
+    return {
+        "torchvision resnet50 / keras.applications ResNet50": (
+            models.resnet50, lambda: apps.ResNet50(weights=None, input_shape=hw, classifier_activation=None), shape),
+        "torchvision mobilenet_v2 / keras.applications MobileNetV2": (
+            models.mobilenet_v2, lambda: apps.MobileNetV2(weights=None, input_shape=hw, classifier_activation=None),
+            shape),
+        "torchvision efficientnet_b0 / keras.applications EfficientNetB0": (
+            models.efficientnet_b0,
+            lambda: apps.EfficientNetB0(weights=None, input_shape=hw, classifier_activation=None), shape),
+        "timm densenet121 / keras-hub DenseNet": (
+            features("densenet121"), lambda: keras_hub_backbone("densenet121", hw), shape),
+        "torchvision densenet121 / keras.applications DenseNet121 (softmax head)": (
+            models.densenet121, lambda: apps.DenseNet121(weights=None, input_shape=hw), shape),
+        "torchvision vgg11_bn / keras.applications VGG16": (
+            models.vgg11_bn, lambda: apps.VGG16(weights=None, input_shape=hw), shape),
+        "torchvision mobilenet_v3_small / keras.applications MobileNetV3Small": (
+            models.mobilenet_v3_small, lambda: apps.MobileNetV3Small(weights=None, input_shape=hw), shape),
+        "torchvision inception_v3 / keras.applications InceptionV3": (
+            lambda: models.inception_v3(init_weights=False, aux_logits=False),
+            lambda: apps.InceptionV3(weights=None, input_shape=(max(size, 75), max(size, 75), 3)),
+            (3, max(size, 75), max(size, 75))),
+        "timm mobilenetv3_small_100 / keras-hub MobileNet": (
+            features("mobilenetv3_small_100"), lambda: keras_hub_backbone("mobilenetv3_small_100", hw), shape),
+    }
