@@ -143,8 +143,10 @@ def verify(
             whose input shape leaves sizes open.
         batch: the batch size of drawn inputs.
 
-    The tolerance of a layer grows with its depth (see :mod:`bnport.tolerance`): ``2 * 2**-24 * depth *
-    max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it.
+    The tolerance of a layer grows with its depth (see :mod:`bnport.tolerance`): ``2 * u * depth *
+    max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it and ``u`` is
+    2**-24, or the rounding of float16 (2**-11) or bfloat16 (2**-8) where a model holds or computes in it (verify
+    computes in float32 either way, said in ``VerifyReport.notes``).
     """
     from bnport import keras_export, keras_taps, torch_export
     from bnport.frameworks import torch_and_keras
