@@ -107,10 +107,15 @@ def _cache_key(call, input_shape, dtype) -> str | None:
     try:
         config = call.to_json() if hasattr(call, "to_json") else json.dumps(
             {"class": type(call).__name__, "config": call.get_config()}, sort_keys=True, default=str)
+        # every layer's own settings, sublayers included: a layer holding others (a user's block) need not put
+        # theirs (an epsilon) in its config, and the graph depends on them
+        inner = [json.dumps([type(layer).__name__, layer.get_config()], sort_keys=True, default=str)
+                 for layer in call._flatten_layers(include_self=False)] if hasattr(call, "_flatten_layers") else []
     except Exception:  # a subclassed model without a config: not cached
         return None
     shapes, dtypes = _signature_shapes(input_shape, dtype)
-    text = json.dumps([config, list(taps), [list(s[1:]) for s in shapes], dtypes, keras_version()], default=str)
+    text = json.dumps([config, inner, list(taps), [list(s[1:]) for s in shapes], dtypes, keras_version()],
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

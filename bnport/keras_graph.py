@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import keras
 
-from bnport import keras_bn, keras_layers
+from bnport import keras_bn, keras_composite, keras_layers
 from bnport import padding as pad
 from bnport.errors import UnsupportedLayerError
 from bnport.graph import Graph, Node, input_name
@@ -74,6 +74,25 @@ class _Walker:
         self.g = g
         self.memo: dict[tuple[int, int], _Feed] = {}
         self.envs: dict[tuple[int, int], dict[int, _Feed]] = {}  # kept alive: memo keys use their ids
+        self.expansions: dict[int, object] = {}  # id(node) -> the inside of a composite layer called there
+
+    def _graph_inside(self, op, node_index: int):
+        """The graph a nested model or an expandable composite layer runs at its call ``node_index``, else None."""
+        if isinstance(op, keras.Model):
+            return functional(op)
+        node = op._inbound_nodes[node_index]
+        if id(node) not in self.expansions:
+            expandable = keras_layers.holds_weights(op) and not keras_layers.supported(op) and \
+                not keras_layers.is_preprocessing(op)
+            self.expansions[id(node)] = keras_composite.expand(op, node) if expandable else None
+        expansion = self.expansions[id(node)]
+        return None if expansion is None else expansion.function
+
+    def undo(self) -> None:
+        """Take the nodes expanding composite layers added off the user's layers."""
+        for expansion in self.expansions.values():
+            if expansion is not None:
+                expansion.undo()
 
     def _known(self, t, env) -> _Feed | None:
         return env.get(id(t)) or self.memo.get((id(env), id(t)))
@@ -97,14 +116,14 @@ class _Walker:
         op, node_index, tensor_index = t._keras_history
         args = op._inbound_nodes[node_index].arguments.keras_tensors
         todo = [(a, env, prefix) for a in args if self._known(a, env) is None]
-        if todo or not isinstance(op, keras.Model):
+        if todo or self._graph_inside(op, node_index) is None:
             return todo
         inner, inner_env = self._inner(op, node_index, args, env)
         out = inner.outputs[tensor_index]
         return [] if self._known(out, inner_env) is not None else [(out, inner_env, f"{prefix}{op.name}/")]
 
     def _inner(self, op, node_index, args, env):
-        inner = functional(op)
+        inner = self._graph_inside(op, node_index)
         key = (id(env), id(op._inbound_nodes[node_index]))
         if key not in self.envs:
             self.envs[key] = {id(i): self._known(a, env) for i, a in zip(inner.inputs, args, strict=True)}
@@ -113,7 +132,7 @@ class _Walker:
     def _produce(self, t, env, prefix) -> _Feed:
         op, node_index, tensor_index = t._keras_history
         args = op._inbound_nodes[node_index].arguments.keras_tensors
-        if isinstance(op, keras.Model):
+        if self._graph_inside(op, node_index) is not None:
             inner, inner_env = self._inner(op, node_index, args, env)
             return self._known(inner.outputs[tensor_index], inner_env)
         feeds = [self._known(a, env) for a in args]
@@ -172,12 +191,18 @@ def _spatial_sizes(tensor, fmt: str, explicit: pad.Sides | None) -> tuple[int | 
 def graph(model, *, hollow: bool = False) -> Graph:
     """The weight-holding layers of a functional or sequential Keras model, each with the layers feeding it.
 
+    Nested models are walked (their layers named ``outer/inner/layer``), and so are layers holding other layers
+    (:mod:`bnport.keras_composite`), whose recording is taken off the user's layers when the walk ends.
+
     ``hollow=True`` reads shapes only (for a destination): see :func:`bnport.keras_layers.read`.
     """
     fn = functional(model)
     g = Graph("keras", hollow=hollow)
     walker = _Walker(g)
     env = {id(t): _Feed(frozenset({input_name(i)})) for i, t in enumerate(fn.inputs)}
-    outs = [walker.tensor(t, env, "") for t in fn.outputs]
+    try:
+        outs = [walker.tensor(t, env, "") for t in fn.outputs]
+    finally:
+        walker.undo()
     g.outputs = tuple(tuple(sorted(o.srcs, key=lambda n: g.position.get(n, -1))) for o in outs)
     return g

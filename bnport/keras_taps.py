@@ -47,6 +47,7 @@ class Tapped:
     taps: tuple[str, ...]
     skipped: dict[str, str] = field(default_factory=dict)
     finals: int = 0
+    inside: dict[int, object] = field(default_factory=dict, repr=False)  # id(layer) -> its graph, for composites
 
     @property
     def variables(self) -> tuple:
@@ -59,7 +60,7 @@ class Tapped:
         if not has_graph_runner(fn):
             return keras.Model(fn.inputs, list(fn.outputs) + _public_taps(fn, self.taps, {}))(x, training=False)
         recorded: dict[str, object] = {}
-        outputs = _run(fn, x, "", set(self.taps), recorded)
+        outputs = _run(fn, x, "", set(self.taps), recorded, self.inside)
         return _flat(outputs) + [recorded[name] for name in self.taps]
 
 
@@ -68,22 +69,47 @@ def tapped(model, names: Sequence[str]) -> Tapped:
     fn = functional(model)
     finals = len(fn.outputs)
     if has_graph_runner(fn):
-        return Tapped(fn, tuple(names), {}, finals)
+        return Tapped(fn, tuple(names), {}, finals, _composites(fn))
     skipped: dict[str, str] = {}
     _public_taps(fn, tuple(names), skipped)
     return Tapped(fn, tuple(n for n in names if n not in skipped), skipped, finals)
 
 
-def _run(fn, x, prefix: str, wanted: set[str], recorded: dict[str, object]):
+def _composites(fn) -> dict[int, object]:
+    """The inside of every composite layer in ``fn`` and its nested graphs (:mod:`bnport.keras_composite`), each
+    recorded once and taken off the user's layers at once: the functions keep their own nodes."""
+    from bnport import keras_composite, keras_layers
+
+    found: dict[int, object] = {}
+    pending = [fn]
+    while pending:
+        graph = pending.pop()
+        for nodes in graph._nodes_by_depth.values():
+            for node in nodes:
+                op = node.operation
+                if op is None or id(op) in found:
+                    continue
+                if isinstance(op, keras.Model):
+                    pending.append(functional(op))
+                elif keras_layers.holds_weights(op) and not keras_layers.supported(op):
+                    expansion = keras_composite.expand(op, node)
+                    if expansion is not None:
+                        expansion.undo()
+                        found[id(op)] = expansion.function
+                        pending.append(expansion.function)
+    return found
+
+
+def _run(fn, x, prefix: str, wanted: set[str], recorded: dict[str, object], inside: dict[int, object]):
     """``fn``'s graph on ``x`` with ``training=False``, recording the outputs of the layers named in ``wanted``."""
 
     def operation_fn(op):
         name = prefix + op.name
-        inner = _nested(op)
+        inner = _nested(op) or inside.get(id(op))
 
         def call(*args, **kwargs):
             if inner is not None:
-                out = _run(inner, args[0] if len(args) == 1 else list(args), f"{name}/", wanted, recorded)
+                out = _run(inner, args[0] if len(args) == 1 else list(args), f"{name}/", wanted, recorded, inside)
             else:
                 if "training" in getattr(op, "_call_context_args", ()) or getattr(op, "_call_has_training_arg",
                                                                                    False):

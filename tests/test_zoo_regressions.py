@@ -321,3 +321,90 @@ def test_a_comparison_not_made_is_said_in_every_report_and_is_not_ok(tmp_path):
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert suite.get("errors") == "1" and suite.find("testcase/error").get("type") == "not-compared"
     assert "hard_shrink" in (tmp_path / "r.html").read_text() and "NOT OK" in (tmp_path / "r.html").read_text()
+
+
+def _keras_composite_model(reads_values: bool = False):
+    """A user's Keras block holding a conv, a BatchNorm and an activation inside one layer (as keras-hub's
+    MobileNet blocks do), twice, then a Dense head."""
+    import keras
+    from keras import layers
+
+    class ConvBN(layers.Layer):
+        def __init__(self, filters, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = layers.Conv2D(filters, 3, padding="same", use_bias=False, name="conv")
+            self.bn = layers.BatchNormalization(epsilon=1e-5, name="bn")
+
+        def call(self, x):
+            y = self.bn(self.conv(x))
+            if reads_values:
+                y = y * float(keras.ops.convert_to_numpy(keras.ops.mean(y)))  # needs a real tensor
+            return keras.ops.relu(y)
+
+        if reads_values:  # Keras builds the model from this instead of a symbolic call
+
+            def compute_output_shape(self, shape):
+                return (*shape[:-1], self.conv.filters)
+
+            def build(self, shape):
+                self.conv.build(shape)
+                self.bn.build((*shape[:-1], self.conv.filters))
+
+    i = keras.Input((8, 8, 3))
+    x = ConvBN(4, name="block1")(i)
+    x = ConvBN(4, name="block2")(x)
+    return keras.Model(i, layers.Dense(2, name="head")(layers.GlobalAveragePooling2D()(x)))
+
+
+def _torch_composite_twin():
+    from torch import nn
+
+    def block(cin):
+        return nn.Sequential(nn.Conv2d(cin, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b1, self.b2, self.head = block(3), block(4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.b2(self.b1(x)).mean((2, 3)))
+
+    return Net()
+
+
+def _node_counts(model):
+    return {id(layer): (len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in model._flatten_layers()}
+
+
+def test_a_keras_layer_holding_other_layers_is_paired_inside_and_left_as_it_was():
+    k, t = _keras_composite_model(), _trained(_torch_composite_twin(), (3, 8, 8))
+    counts = _node_counts(k)
+    p = plan(t, k)
+    assert p.ok and [pair.keras_name for pair in p.pairs] == [
+        "block1/conv", "block1/bn", "block2/conv", "block2/bn", "head"], str(p)
+    port(t, k)
+    x = _x((3, 8, 8))
+    r = verify(t, k, x)
+    assert r.ok and len(r.rows) == 5, str(r)
+    k.get_layer("block2").bn.epsilon = 0.1  # a fault inside the block is found inside it
+    r = verify(t, k, x)
+    assert r.first_divergence.keras_name == "block2/bn" and [f.code for f in r.findings] == ["epsilon"]
+    assert _node_counts(k) == counts  # the symbolic calls that showed the inside were taken off again
+    k.get_layer("block2").bn.epsilon = 1e-5
+    back = _torch_composite_twin().eval()
+    port(k, back)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(t.state_dict().values(),
+                                                                    back.state_dict().values(), strict=True))
+
+
+def test_a_composite_layer_that_needs_real_tensors_stays_one_unsupported_layer():
+    k, t = _keras_composite_model(reads_values=True), _trained(_torch_composite_twin(), (3, 8, 8))
+    counts = _node_counts(k)
+    p = plan(t, k)
+    assert p.unsupported_keras == [
+        "block1 (ConvBN: a layer holding 2 other layers' weights, whose call bnport cannot see into to tell how "
+        "they connect)",
+        "block2 (ConvBN: a layer holding 2 other layers' weights, whose call bnport cannot see into to tell how "
+        "they connect)"]
+    assert _node_counts(k) == counts

@@ -137,6 +137,15 @@ def frozen_resnet18():
     return nn.Sequential(*list(model.children())[:-2])
 
 
+def mobilenetv3_features(name: str = "mobilenetv3_small_100"):
+    """timm's MobileNetV3 up to its last block (``conv_stem``, ``bn1``, ``blocks``: what ``forward_features``
+    runs), the layout keras-hub's MobileNet backbone ends with; timm's own modules."""
+    from torch import nn
+
+    model = timm().create_model(name, pretrained=False)
+    return nn.Sequential(model.conv_stem, model.bn1, model.blocks)
+
+
 def agreeing(size: int) -> dict:
     """Pairs whose definitions agree layer for layer, at ``size`` x ``size`` inputs: name -> (PyTorch factory,
     Keras factory, channels-first input shape)."""
@@ -161,6 +170,8 @@ def agreeing(size: int) -> dict:
             features("cspresnet50"), lambda: keras_hub_backbone("cspresnet50", hw), shape),
         "torchvision resnet18 with FrozenBatchNorm2d / keras-hub ResNet": (
             frozen_resnet18, lambda: keras_hub_backbone("resnet18", hw), shape),
+        "timm mobilenetv3_small_100 / keras-hub MobileNet": (
+            mobilenetv3_features, lambda: keras_hub_backbone("mobilenetv3_small_100", hw), shape),
     }
 
 
@@ -190,6 +201,4 @@ def differing(size: int) -> dict:
             lambda: models.inception_v3(init_weights=False, aux_logits=False),
             lambda: apps.InceptionV3(weights=None, input_shape=(max(size, 75), max(size, 75), 3)),
             (3, max(size, 75), max(size, 75))),
-        "timm mobilenetv3_small_100 / keras-hub MobileNet": (
-            features("mobilenetv3_small_100"), lambda: keras_hub_backbone("mobilenetv3_small_100", hw), shape),
     }
