@@ -23,38 +23,38 @@ from bnport.errors import (
 
 #: public name -> module that defines it (imported on first access)
 _LAZY = {
-    "from_torch": "bnport.api",
-    "to_torch": "bnport.api",
-    "from_keras": "bnport.api",
-    "to_keras": "bnport.api",
-    "check_layer": "bnport.check",
-    "LayerCheck": "bnport.check",
-    "explain": "bnport.explanation",
-    "Explanation": "bnport.explanation",
-    "Finding": "bnport.findings",
-    "BatchNormSpec": "bnport.spec",
-    "plan": "bnport.porting",
-    "port": "bnport.porting",
-    "PortReport": "bnport.porting",
-    "Plan": "bnport.pairing",
-    "PlanError": "bnport.pairing",
-    "convert": "bnport.conversion",
-    "verify": "bnport.verification",
-    "VerifyReport": "bnport.verification",
-    "inspect": "bnport.inspect_file",
+    "from_torch": "bnport.workflows.batchnorm",
+    "to_torch": "bnport.workflows.batchnorm",
+    "from_keras": "bnport.workflows.batchnorm",
+    "to_keras": "bnport.workflows.batchnorm",
+    "check_layer": "bnport.workflows.layer_check",
+    "LayerCheck": "bnport.workflows.layer_check",
+    "explain": "bnport.workflows.explanation",
+    "Explanation": "bnport.workflows.explanation",
+    "Finding": "bnport.core.findings",
+    "BatchNormSpec": "bnport.core.spec",
+    "plan": "bnport.workflows.porting",
+    "port": "bnport.workflows.porting",
+    "PortReport": "bnport.workflows.porting",
+    "Plan": "bnport.core.pairing",
+    "PlanError": "bnport.core.pairing",
+    "convert": "bnport.workflows.conversion",
+    "verify": "bnport.workflows.verification",
+    "VerifyReport": "bnport.workflows.verification",
+    "inspect": "bnport.workflows.inspection",
 }
 
 if TYPE_CHECKING:
-    from bnport.api import from_keras, from_torch, to_keras, to_torch
-    from bnport.check import LayerCheck, check_layer
-    from bnport.conversion import convert
-    from bnport.explanation import Explanation, explain
-    from bnport.findings import Finding
-    from bnport.inspect_file import inspect
-    from bnport.pairing import Plan, PlanError
-    from bnport.porting import PortReport, plan, port
-    from bnport.spec import BatchNormSpec
-    from bnport.verification import VerifyReport, verify
+    from bnport.core.findings import Finding
+    from bnport.core.pairing import Plan, PlanError
+    from bnport.core.spec import BatchNormSpec
+    from bnport.workflows.batchnorm import from_keras, from_torch, to_keras, to_torch
+    from bnport.workflows.conversion import convert
+    from bnport.workflows.explanation import Explanation, explain
+    from bnport.workflows.inspection import inspect
+    from bnport.workflows.layer_check import LayerCheck, check_layer
+    from bnport.workflows.porting import PortReport, plan, port
+    from bnport.workflows.verification import VerifyReport, verify
 
 
 def __getattr__(name: str) -> object:

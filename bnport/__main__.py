@@ -1,5 +1,5 @@
 """``python -m bnport``."""
 
-from bnport.cli import run
+from bnport.cli.main import run
 
 run()

@@ -20,7 +20,7 @@ def assert_ported(
     The message names the first divergent pair, what was found about it, and the whole per-layer table.
     Returns the report when everything passes.
     """
-    from bnport.verification import verify
+    from bnport.workflows.verification import verify
 
     report = verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol)
     if not report.ok:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 
 import numpy as np  # noqa: E402
 
-from bnport.frameworks import import_keras_quietly  # noqa: E402
+from bnport.adapters.keras.startup import import_keras_quietly  # noqa: E402
 
 import_keras_quietly()
 
@@ -41,10 +41,12 @@ import architectures  # noqa: E402
 import keras  # noqa: E402
 import torch  # noqa: E402
 
-from bnport import keras_export, runtime, torch_export  # noqa: E402
-from bnport.conversion import convert  # noqa: E402
-from bnport.porting import plan, port  # noqa: E402
-from bnport.verification import verify  # noqa: E402
+from bnport.adapters.keras import export as keras_export  # noqa: E402
+from bnport.adapters.torch import export as torch_export  # noqa: E402
+from bnport.onnxcheck import session as runtime  # noqa: E402
+from bnport.workflows.conversion import convert  # noqa: E402
+from bnport.workflows.porting import plan, port  # noqa: E402
+from bnport.workflows.verification import verify  # noqa: E402
 
 ARCH = ROOT / "fixtures" / "architectures.py"
 TARGETS = {"port": 1.2, "convert": 1.3, "convert_memory": 2.5, "verify": 6.0, "help_s": 0.3, "scaling": 12.0,
@@ -133,16 +135,16 @@ def bench_convert(torch_ref: str, keras_ref: str, tmp: Path) -> dict:
 _MEMORY_PROBE = """
 import os, sys, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-from bnport.frameworks import import_keras_quietly
+from bnport.adapters.keras.startup import import_keras_quietly
 import_keras_quietly()
 import torch, keras, tf2onnx
 def status(field):  # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark across exec into the latter
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith(field)) * 1024
-from bnport.allocator import return_large_blocks
+from bnport.cli.process import return_large_blocks
 return_large_blocks()  # as the command line does
 base = status("VmRSS")
-from bnport.conversion import convert
+from bnport.workflows.conversion import convert
 convert(sys.argv[1], sys.argv[2], torch_model=sys.argv[3], keras_model=sys.argv[4], force=True)
 print(json.dumps({"baseline": base, "peak": status("VmHWM")}))
 """

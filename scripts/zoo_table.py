@@ -16,15 +16,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bnport.frameworks import import_keras_quietly  # noqa: E402
+from bnport.adapters.keras.startup import import_keras_quietly  # noqa: E402
 
 import_keras_quietly()
 
 import numpy as np  # noqa: E402
 import zoo  # noqa: E402
 
-from bnport.porting import plan, port  # noqa: E402
-from bnport.verification import verify  # noqa: E402
+from bnport.workflows.porting import plan, port  # noqa: E402
+from bnport.workflows.verification import verify  # noqa: E402
 
 SIZE = 224
 

@@ -51,6 +51,6 @@ def factory_module(folder: Path, body: str):
 
 def built_by(reference: str) -> list:
     """What the factories of a :func:`factory_module` have built so far."""
-    from bnport.factories import load_factory
+    from bnport.io.factories import load_factory
 
     return load_factory(reference).__globals__["BUILT"]

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bnport import atomic
-from bnport.atomic import atomic_path
+from bnport.io import atomic
+from bnport.io.atomic import atomic_path
 
 
 def flush_threads() -> list[threading.Thread]:

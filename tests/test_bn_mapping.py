@@ -20,9 +20,9 @@ from bnport import (
     to_keras,
     to_torch,
 )
-from bnport.layout import to_channels_first, to_channels_last
-from bnport.reference import batchnorm, float32_error_bound
-from bnport.samples import batchnorm_inputs
+from bnport.core.layout import to_channels_first, to_channels_last
+from bnport.core.reference import batchnorm, float32_error_bound
+from bnport.core.samples import batchnorm_inputs
 
 ndims = st.sampled_from([2, 3, 4, 5])
 channels = st.integers(1, 48)

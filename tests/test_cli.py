@@ -22,7 +22,7 @@ def bnport(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 PROBE = """
 import sys
-from bnport.cli import main
+from bnport.cli.main import main
 try:
     main({argv!r})
 except SystemExit:

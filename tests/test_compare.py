@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnport.compare import _compare_any, _finite, compare
+from bnport.core.compare import _compare_any, _finite, compare
 
 
 @st.composite

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from models import fresh, sample, torch_model
 
-from bnport import tolerance
-from bnport.porting import port
-from bnport.verification import verify
+from bnport.core import tolerance
+from bnport.workflows.porting import port
+from bnport.workflows.verification import verify
 
 UNIT = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
 

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from models import FIXTURES, fresh, torch_model
 
 from bnport import BnportError, CheckpointError, SpecError, UsageError, from_torch
-from bnport.conversion import convert
-from bnport.inspect_file import inspect
-from bnport.keras_files import load_model, load_weights
-from bnport.pairing import load_mapping
-from bnport.porting import port
-from bnport.torch_files import read_state_dict
+from bnport.adapters.keras.files import load_model, load_weights
+from bnport.adapters.torch.files import read_state_dict
+from bnport.core.pairing import load_mapping
+from bnport.workflows.conversion import convert
+from bnport.workflows.inspection import inspect
+from bnport.workflows.porting import port
 
 ARCH = FIXTURES / "architectures.py"
 MLP = (f"{ARCH}:torch_mlp", f"{ARCH}:keras_mlp")
@@ -177,7 +177,7 @@ def test_impossible_statistics_are_refused_unless_allowed(key, value, fact, tmp_
 
 
 def torch_model_from(path: Path):
-    from bnport.loading import torch_model as load
+    from bnport.workflows.loading import torch_model as load
 
     return load(MLP[0], path)
 

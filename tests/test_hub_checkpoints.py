@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from models import FIXTURES, architectures
 
-from bnport import loading
 from bnport.errors import CheckpointError
+from bnport.workflows import loading
 
 HUB = FIXTURES / "hub"
 RESNET = f"{FIXTURES / 'architectures.py'}:torch_resnet"
@@ -105,7 +105,7 @@ def test_a_tied_model_writes_a_safetensors_file(tmp_path):
     """safetensors refuses tensors that share memory: bnport stores each name with its own copy."""
     from safetensors.torch import load_file
 
-    from bnport.torch_files import write_state_dict
+    from bnport.adapters.torch.files import write_state_dict
 
     model = loading.torch_model(TIED, HUB / "tied.safetensors")
     write_state_dict(model.state_dict(), tmp_path / "tied.safetensors")
@@ -159,7 +159,7 @@ def test_the_cli_converts_a_hub_checkpoint(form, tmp_path, plain):
 
 @pytest.mark.parametrize("form", ["sharded_bin/pytorch_model.bin.index.json", "folder"])
 def test_inspect_reads_a_hub_checkpoint_without_keras(form):
-    code = ("import sys; from bnport.cli import main; rc = main(['inspect', sys.argv[1]]); "
+    code = ("import sys; from bnport.cli.main import main; rc = main(['inspect', sys.argv[1]]); "
             "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, str(HUB / form)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from models import FIXTURES
 
-from bnport import loading, model_inputs
+from bnport.core import model_inputs
 from bnport.errors import UsageError
-from bnport.porting import port
-from bnport.verification import verify
+from bnport.workflows import loading
+from bnport.workflows.porting import port
+from bnport.workflows.verification import verify
 
 BN_LAYERS = f"{FIXTURES / 'models.py'}:torch_bn_layers"
 SHAPES = [(2, 8), (3, 16, 5, 6), (1, 4, 3, 4, 5)]

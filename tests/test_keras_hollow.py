@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from models import FIXTURES, architectures, built_by, factory_module, torch_model
 
-from bnport import keras_files
-from bnport.conversion import convert
-from bnport.porting import port
+from bnport.adapters.keras import files as keras_files
+from bnport.workflows.conversion import convert
+from bnport.workflows.porting import port
 
 ARCH = FIXTURES / "architectures.py"
 FACTORIES = '''
@@ -80,7 +80,7 @@ def test_destination_gets_no_initial_values_and_the_file_is_what_a_port_writes(f
 
 
 def torch_model_from(path):
-    from bnport.loading import torch_model as load
+    from bnport.workflows.loading import torch_model as load
 
     return load(f"{ARCH}:torch_mlp", path)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bnport import keras_files
+from bnport.adapters.keras import files as keras_files
 from bnport.errors import CheckpointError
 
 DTYPES = ["float32", "float16", "bfloat16"]

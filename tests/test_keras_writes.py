@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from models import SMALL, fresh, keras_model, torch_model
 
+from bnport.adapters.keras.writes import _gathered, commit
+from bnport.core.layers import Write
 from bnport.errors import IncompatibleLayerError
-from bnport.keras_writes import _gathered, commit
-from bnport.layers import Write
-from bnport.porting import port
+from bnport.workflows.porting import port
 
 DTYPES = ("float32", "float64", "float16", "int32")
 

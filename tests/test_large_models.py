@@ -14,10 +14,10 @@ SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {here!r})
 import large_model
-from bnport import torch_export
-from bnport.conversion import convert
-from bnport.loading import keras_model, torch_model
-from bnport.verification import verify
+from bnport.adapters.torch import export as torch_export
+from bnport.workflows.conversion import convert
+from bnport.workflows.loading import keras_model, torch_model
+from bnport.workflows.verification import verify
 from safetensors.torch import save_file
 
 src, dst = sys.argv[1], sys.argv[2]
@@ -49,9 +49,9 @@ def test_a_checkpoint_over_2_gib_converts_and_verifies(tmp_path):
 def test_weights_fed_as_inputs_compute_what_weights_in_the_graph_compute(monkeypatch):
     from models import fresh, sample, torch_model
 
-    from bnport import torch_export
-    from bnport.porting import port
-    from bnport.verification import verify
+    from bnport.adapters.torch import export as torch_export
+    from bnport.workflows.porting import port
+    from bnport.workflows.verification import verify
 
     t, k = torch_model("resnet"), fresh("resnet", "keras")
     port(t, k)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bnport import layout
+from bnport.core import layout
 
 
 @given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=5, max_side=5)))

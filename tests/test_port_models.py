@@ -10,10 +10,10 @@ from helpers import assert_bits_equal, torch_tensors
 from models import SMALL, fresh, keras_model, sample, torch_model
 
 import bnport
-from bnport.layout import to_channels_last
-from bnport.pairing import PlanError
-from bnport.porting import plan, port
-from bnport.tolerance import output_depth, tolerance
+from bnport.core.layout import to_channels_last
+from bnport.core.pairing import PlanError
+from bnport.core.tolerance import output_depth, tolerance
+from bnport.workflows.porting import plan, port
 
 
 def run_torch(model, x):
@@ -268,7 +268,7 @@ def test_channels_first_keras_model(torch, keras):
     report = port(t, k)
     assert report.plan.keras_graph.nodes["fc"].flatten_from is None  # no rows move
     # TensorFlow cannot run a channels-first Conv2D on the CPU; ONNX Runtime runs the exported graph
-    from bnport.verification import verify
+    from bnport.workflows.verification import verify
 
     result = verify(t, k)
     assert result.ok, str(result)
@@ -290,7 +290,7 @@ def torch_model_like(model):
 def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
     import io
 
-    from bnport import porting
+    from bnport.workflows import porting
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bnport import BatchNormSpec, SpecError
-from bnport.spec import invert_momentum
+from bnport.core.spec import invert_momentum
 
 
 def spec(**kw):

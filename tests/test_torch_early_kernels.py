@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from models import SMALL, fresh, torch_model
 
-from bnport.keras_writes import commit
-from bnport.porting import prepared
-from bnport.torch_early_kernels import EarlyKernels
+from bnport.adapters.keras.writes import commit
+from bnport.adapters.torch.early_kernels import EarlyKernels
+from bnport.workflows.porting import prepared
 
 
 @st.composite

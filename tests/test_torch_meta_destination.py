@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from models import FIXTURES, built_by, factory_module
 
-from bnport.conversion import convert
-from bnport.factories import load_factory
-from bnport.loading import on_meta
-from bnport.torch_bn import tensor_view
+from bnport.adapters.torch.batchnorm import tensor_view
+from bnport.io.factories import load_factory
+from bnport.workflows.conversion import convert
+from bnport.workflows.loading import on_meta
 
 FACTORIES = '''
 import torch
@@ -56,7 +56,7 @@ def test_destination_never_gets_memory_and_the_file_is_what_a_port_writes(suffix
 
 
 def read(path):
-    from bnport.torch_files import read_state_dict
+    from bnport.adapters.torch.files import read_state_dict
 
     return read_state_dict(path)
 

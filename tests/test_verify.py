@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from models import FIXTURES, SMALL, architectures, fresh, keras_model, sample, torch_model
 
-from bnport import chart, report
-from bnport.pairing import PlanError
-from bnport.porting import port
+from bnport.core.pairing import PlanError
+from bnport.reports import chart
+from bnport.reports import writers as report
 from bnport.testing import assert_ported
-from bnport.verification import verify
+from bnport.workflows.porting import port
+from bnport.workflows.verification import verify
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_keras_applications_resnet50_verifies():
 
 
 def _first(r):
-    from bnport.findings import CODES
+    from bnport.core.findings import CODES
 
     assert not r.ok
     assert all(f.code in CODES for f in r.findings)  # every code is a documented, stable one
@@ -215,7 +216,8 @@ def test_cli_verify_exit_codes(tmp_path):
 
 
 def test_keras_graph_is_cached_per_architecture_and_fed_current_weights():
-    from bnport import keras_export, runtime
+    from bnport.adapters.keras import export as keras_export
+    from bnport.onnxcheck import session as runtime
 
     k = fresh("mlp", "keras")
     x = np.random.default_rng(0).standard_normal((2, 6, 5, 3)).astype("float32")
@@ -236,7 +238,8 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     (which freezes) must give a graph that computes exactly the same, op for op."""
     from tf2onnx import tf_loader
 
-    from bnport import keras_export, runtime
+    from bnport.adapters.keras import export as keras_export
+    from bnport.onnxcheck import session as runtime
 
     k = keras_model(name)
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
@@ -260,8 +263,10 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     """With a tap on every weight-holding layer (as verify exports), tf2onnx puts an Identity behind each output;
     bnport has it find the readers of each output from its index instead of scanning the graph: same ops, same
     numbers as tf2onnx's own scan."""
-    from bnport import keras_export, keras_taps, runtime
-    from bnport.keras_graph import graph
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.graph import graph
+    from bnport.onnxcheck import session as runtime
 
     k = keras_model(name)
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
@@ -290,8 +295,10 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
 @pytest.mark.parametrize("name", SMALL)
 def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypatch):
     """Tracing without autograph (as Keras's own export does) gives the graph tracing with it gives."""
-    from bnport import keras_export, keras_taps, runtime
-    from bnport.keras_graph import graph
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.graph import graph
+    from bnport.onnxcheck import session as runtime
 
     k = keras_model(name)
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
@@ -312,8 +319,10 @@ def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypat
 def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkeypatch):
     """tf2onnx checks each graph input against a list of the nodes after every rewriter; bnport checks against a
     set (its graphs have an input per weight): same ops, same numbers as tf2onnx's own check."""
-    from bnport import keras_export, keras_taps, runtime
-    from bnport.keras_graph import graph
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.graph import graph
+    from bnport.onnxcheck import session as runtime
 
     k = keras_model(name)
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
@@ -340,7 +349,7 @@ def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkey
 def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     from tf2onnx.graph import Graph
 
-    from bnport.keras_export import _reset_nodes_with_a_set
+    from bnport.adapters.keras.export import _reset_nodes_with_a_set
 
     class Stub:
         name = "w7"

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import zoo
 
-from bnport.pairing import PlanError
-from bnport.porting import plan, port
-from bnport.verification import verify
+from bnport.core.pairing import PlanError
+from bnport.workflows.porting import plan, port
+from bnport.workflows.verification import verify
 
 S64 = (3, 64, 64)
 

@@ -13,8 +13,8 @@ import pytest
 import zoo
 
 from bnport.errors import UnsupportedLayerError
-from bnport.porting import plan, port
-from bnport.verification import verify
+from bnport.workflows.porting import plan, port
+from bnport.workflows.verification import verify
 
 
 def _keras_conv_bn(bias: bool, padding: str = "same", strides: int = 1, relu: bool = True):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnport.pairing import PlanError
-from bnport.porting import plan, port
-from bnport.verification import verify
+from bnport.core.pairing import PlanError
+from bnport.workflows.porting import plan, port
+from bnport.workflows.verification import verify
 
 
 def _trained(module, shape, seed=0):
@@ -285,7 +285,7 @@ def test_a_refused_port_leaves_no_copying_thread_behind(tmp_path):
 
     script = tmp_path / "refused.py"
     script.write_text(
-        "import torch, keras\nfrom bnport.porting import port\nfrom bnport.pairing import PlanError\n"
+        "import torch, keras\nfrom bnport.workflows.porting import port\nfrom bnport.core.pairing import PlanError\n"
         "t = torch.nn.Sequential(*[torch.nn.Linear(4096, 4096) for _ in range(3)])\n"
         "i = keras.Input((4096,))\nk = keras.Model(i, keras.layers.Dense(3)(i))\n"
         "try:\n    port(t, k)\nexcept PlanError:\n    print('refused')\n")
@@ -303,7 +303,7 @@ def test_a_comparison_not_made_is_said_in_every_report_and_is_not_ok(tmp_path):
     import keras
     from torch import nn
 
-    from bnport import report
+    from bnport.reports import writers as report
 
     i = keras.Input((6,))
     k = keras.Model(i, keras.layers.Dense(4, activation=keras.activations.hard_shrink, name="fc")(i))

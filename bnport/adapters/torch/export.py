@@ -1,0 +1,193 @@
+"""Export a PyTorch module to ONNX with the legacy (TorchScript) exporter, BatchNorm nodes kept.
+
+The legacy exporter takes 0.05-0.25 s on small nets where the dynamo exporter takes seconds, and with
+``do_constant_folding=False`` it keeps every BatchNormalization node instead of folding it into the conv
+before it, which a per-layer comparison needs.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from bnport.errors import ExportError
+
+OPSET = 17
+
+#: a model whose parameters and buffers take more bytes than this is exported with them as graph inputs, fed at
+#: run time: an ONNX model is one protobuf, which cannot exceed 2 GiB
+LARGE = 3 * 2**29
+
+
+def input_names(count: int) -> list[str]:
+    """The graph's data input names: ``input``, or ``input_0``, ``input_1``, ... for several."""
+    return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
+
+
+def export_torch(
+    module: torch.nn.Module,
+    example: np.ndarray | Sequence[np.ndarray],
+    *,
+    output_names: Sequence[str] = ("output",),
+    fold_constants: bool = False,
+    weights_as_inputs: bool = False,
+) -> onnx.ModelProto:
+    """Export ``module`` in eval mode on example inputs (channels-first; one array or one per input, named by
+    :func:`input_names`); the batch axis stays dynamic.
+
+    ``weights_as_inputs``: the parameters become graph inputs, fed by :func:`weight_feeds` (for models over 2 GiB,
+    which no ONNX protobuf can hold). Every submodule's training flag is restored afterwards (a submodule left in
+    training mode stays so).
+    """
+    examples = [example] if isinstance(example, np.ndarray) else list(example)
+    names = input_names(len(examples))
+    flags = [(m, m.training) for m in module.modules()]
+    buffer = io.BytesIO()
+    dynamic = {name: {0: "batch"} for name in (*names, *output_names)}
+    try:
+        module.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in examples),
+                buffer,
+                input_names=names,
+                output_names=list(output_names),
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=fold_constants,
+                training=torch.onnx.TrainingMode.EVAL,
+                export_params=not weights_as_inputs,
+            )
+    except Exception as exc:
+        raise ExportError(f"torch.onnx.export failed on {type(module).__name__}: {exc}") from exc
+    finally:
+        for m, flag in flags:
+            m.training = flag
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def is_large(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s parameters and buffers exceed :data:`LARGE` bytes."""
+    tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}.values()
+    return sum(t.numel() * t.element_size() for t in tensors) > LARGE
+
+
+def weight_feeds(module: torch.nn.Module, model: onnx.ModelProto, inputs: int = 1) -> dict[str, np.ndarray]:
+    """onnxruntime feeds for a graph exported with ``weights_as_inputs`` (and ``inputs`` data inputs): each weight
+    input's tensor, as a view."""
+    from bnport.adapters.torch.batchnorm import tensor_view
+
+    named = {**dict(module.named_buffers(remove_duplicate=False)),
+             **dict(module.named_parameters(remove_duplicate=False))}
+    feeds = {}
+    data = set(input_names(inputs))
+    for graph_input in model.graph.input:
+        if graph_input.name in data:
+            continue
+        tensor = named.get(graph_input.name)
+        if tensor is None:
+            raise ExportError(f"the exported PyTorch graph takes '{graph_input.name}', which is no weight of the model")
+        feeds[graph_input.name] = tensor_view(tensor)
+    return feeds
+
+
+def _keras_activations() -> dict:
+    """Keras activations by name, as PyTorch computes them (Keras defaults: ``leaky_relu`` slope 0.2, exact
+    ``gelu``; ``softmax`` over the channel axis, which is Keras's last and PyTorch's dim 1)."""
+    from torch.nn import functional as F
+
+    return {
+        "relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu,
+        "swish": F.silu, "hard_sigmoid": F.hardsigmoid, "hard_silu": F.hardswish, "hard_swish": F.hardswish,
+        "gelu": F.gelu, "elu": F.elu, "selu": F.selu, "softplus": F.softplus, "softsign": F.softsign,
+        "mish": F.mish, "exponential": torch.exp, "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
+        "softmax": lambda x: F.softmax(x, 1), "log_softmax": lambda x: F.log_softmax(x, 1),
+    }
+
+
+def supports_activation(name: str) -> bool:
+    """Whether :func:`with_taps` can apply the Keras activation ``name`` to a tap."""
+    return name in _keras_activations()
+
+
+def with_taps(model: torch.nn.Module, names: Sequence[str],
+              activations: Mapping[str, str] | None = None) -> tuple[torch.nn.Module, int]:
+    """A copy of ``model``'s forward that also returns the outputs of the named modules, in that order.
+
+    ``activations``: module name -> the Keras activation its Keras twin applies inside itself; that tap returns the
+    activation of the module's output, so it compares with the Keras layer's output (the model is unchanged).
+    Returns the tapped module and how many of its outputs are the model's own (they come first).
+    """
+    from torch import fx
+
+    from bnport.adapters.torch.graph import trace
+
+    traced = trace(model)
+    calls = {n.target: n for n in traced.graph.nodes if n.op == "call_module"}
+    calls.update({n.target: next(iter(n.users)) for n in traced.graph.nodes  # a scale parameter: its multiply
+                  if n.op == "get_attr" and n.target in names and n.target not in calls and len(n.users) == 1})
+    missing = [n for n in names if n not in calls]
+    if missing:
+        raise ExportError(f"PyTorch modules {', '.join(missing)} are not called in forward; cannot expose them")
+    for name in names:
+        calls[name] = _own_part(traced, calls[name])
+    out_node = next(n for n in traced.graph.nodes if n.op == "output")
+    finals: list[fx.Node] = []
+    fx.node.map_arg(out_node.args[0], finals.append)
+    table, activations = _keras_activations(), activations or {}
+    taps = []
+    for n in names:
+        tap = _snapshot(traced.graph, calls[n])
+        if activations.get(n):
+            with traced.graph.inserting_after(tap):
+                tap = traced.graph.call_function(table[activations[n]], (tap,))
+        taps.append(tap)
+    out_node.args = (tuple(finals) + tuple(taps),)
+    traced.graph.lint()
+    traced.recompile()
+    return traced, len(finals)
+
+
+def _own_part(traced, node):
+    """The node computing the layer's own output: for a module that also applies an activation (timm's
+    ``BatchNormAct2d``), its call is split into the layer part, tapped, and the rest, which reads it."""
+    from bnport.adapters.torch import zoo as torch_zoo
+
+    if node.op != "call_module":
+        return node
+    parts = torch_zoo.split_for_tap(traced.get_submodule(node.target))
+    if parts is None:
+        return node
+    index = sum(1 for n, _ in traced.named_children() if n.startswith("_bnport_part"))
+    own, rest = f"_bnport_part{index}_own", f"_bnport_part{index}_rest"
+    traced.add_submodule(own, parts[0])
+    traced.add_submodule(rest, parts[1])
+    graph = traced.graph
+    with graph.inserting_after(node):
+        layer = graph.call_module(own, node.args, node.kwargs)
+    with graph.inserting_after(layer):
+        after = graph.call_module(rest, (layer,))
+    node.replace_all_uses_with(after)
+    graph.erase_node(node)
+    return layer
+
+
+def _snapshot(graph, node):
+    """A copy of ``node``'s output taken right after it is computed.
+
+    torchvision and timm run activations in place (``nn.ReLU(inplace=True)``, ``out += identity``): the tensor a
+    module returns is overwritten by the next operation, so a tap returning the tensor itself would report the
+    value after the activation. The copy is made before any later operation runs.
+    """
+    import torch
+
+    with graph.inserting_after(node):
+        return graph.call_function(torch.clone, (node,))

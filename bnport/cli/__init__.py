@@ -1,0 +1,5 @@
+"""bnport's command line. ``bnport.cli:run`` is the console script; parsing imports no framework."""
+
+from bnport.cli.main import main, run
+
+__all__ = ["main", "run"]

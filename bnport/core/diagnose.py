@@ -1,0 +1,86 @@
+"""Why one ported pair of layers diverges: weights, layout mistakes, padding, BatchNorm settings (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnport.core import findings as fnd
+from bnport.core import layout
+from bnport.core.findings import Finding
+from bnport.core.layers import LayerSpec
+from bnport.core.pairing import Plan
+from bnport.core.samples import batchnorm_inputs
+from bnport.core.spec import BatchNormSpec
+
+
+def diagnose_pair(p: Plan, torch_name: str, keras_name: str) -> list[Finding]:
+    """Findings for one pair from its two states; an ``upstream`` finding when the pair itself agrees."""
+    t = p.torch_graph.nodes[torch_name]
+    k = p.keras_graph.nodes[keras_name]
+    t_spec, k_spec = t.values(), k.values()
+    if isinstance(t_spec, BatchNormSpec):
+        found = _batchnorm(t_spec, k_spec, torch_name, keras_name)
+    else:
+        found = _weights(t_spec, k_spec, torch_name, keras_name, k.flatten_from)
+        if k.input_sizes is None or None in k.input_sizes:  # else bnport.core.differences has decided it exactly
+            found += _padding(t_spec, k_spec)
+    if not found:
+        found.append(Finding(
+            "upstream",
+            f"the weights and settings of {torch_name} and {keras_name} agree: the difference enters before this "
+            "pair, in weightless operations (padding, pooling, upsampling, flatten, activations) feeding it",
+        ))
+    return found
+
+
+def _batchnorm(t: BatchNormSpec, k: BatchNormSpec, tn: str, kn: str) -> list[Finding]:
+    ndim = (t.input_ndims or k.input_ndims or (4,))[-1]
+    x = batchnorm_inputs(t, ndim)
+    sides = fnd.Side(t, False, f"PyTorch {tn}"), fnd.Side(k, False, f"Keras {kn}")
+    return [f for f in fnd.diagnose(x, *sides) if f.code not in ("momentum", "fresh-stats")]
+
+
+def _weights(t: LayerSpec, k: LayerSpec, tn: str, kn: str, flatten_from) -> list[Finding]:
+    out = []
+    for key, tv in t.arrays.items():
+        kv = k.arrays.get(key)
+        if kv is not None and tv.dtype != kv.dtype:  # compare as the coarser side holds them
+            coarse = tv.dtype if tv.dtype.itemsize < kv.dtype.itemsize else kv.dtype
+            tv, kv = tv.astype(coarse), kv.astype(coarse)
+        if kv is None or tv.shape != kv.shape or np.array_equal(tv, kv):
+            continue
+        if key == "weight" and tv.ndim >= 4 and np.array_equal(np.swapaxes(tv, -1, -2), kv):
+            out.append(Finding("kernel-layout", f"the kernel of Keras {kn} is the kernel of PyTorch {tn} with its last "
+                                                "two spatial axes (H and W) swapped: a transpose in the port"))
+        elif key == "weight" and t.kind == "dense" and flatten_from is not None and _unpermuted(tv, kv, flatten_from):
+            out.append(Finding("flatten-order", f"Keras {kn} reads a Flatten of a {list(flatten_from)} (H, W, C) map "
+                                                f"but its rows are in PyTorch's (C, H, W) order: permute them"))
+        else:
+            gap = np.abs(tv.astype(np.float64) - kv.astype(np.float64))
+            out.append(Finding("weights", f"{key} differs between PyTorch {tn} and Keras {kn} in "
+                                          f"{int(np.count_nonzero(gap))} of {gap.size} values (max {gap.max():.4g})"))
+    t_eps, k_eps = t.attrs.get("epsilon"), k.attrs.get("epsilon")
+    if t_eps is not None and k_eps is not None and t_eps != k_eps:
+        out.append(Finding("epsilon", f"epsilon differs: PyTorch {t_eps:g}, Keras {k_eps:g}"))
+    return out
+
+
+def _unpermuted(tv: np.ndarray, kv: np.ndarray, flatten_from) -> bool:
+    """Whether Keras holds PyTorch's rows un-permuted (``kv`` was read back through the flatten permutation)."""
+    as_keras = layout.dense_to_keras(kv, tuple(flatten_from))  # what the Keras kernel holds, (in, out)
+    return np.array_equal(as_keras, layout.dense_to_keras(tv))
+
+
+def _padding(t: LayerSpec, k: LayerSpec) -> list[Finding]:
+    if t.kind != "conv" or k.attrs.get("padding") != "same":
+        return []
+    stride = tuple(k.attrs.get("stride") or ())
+    pad = t.attrs.get("padding")
+    if any(s > 1 for s in stride) and isinstance(pad, tuple) and any(p > 0 for p in pad):
+        return [Finding(
+            "same-padding",
+            f"Keras pads a stride-{max(stride)} 'same' convolution on the bottom/right only (TensorFlow's rule), "
+            f"while PyTorch padding={pad} pads both sides: the outputs are shifted. Use ZeroPadding{len(stride)}D"
+            f"({pad[0]}) and padding='valid' in Keras (as keras.applications does)",
+        )]
+    return []

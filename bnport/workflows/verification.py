@@ -1,0 +1,357 @@
+"""``bnport.verify``: run both models through ONNX Runtime and compare every ported layer.
+
+The PyTorch model is exported in eval mode by the legacy exporter with constant folding off, and the Keras
+model in inference mode by tf2onnx; each export also returns the output of every paired layer (a tapped
+copy of the model), so no exporter can fold a BatchNorm away from the comparison. Both run in onnxruntime on
+the same inputs (channels-first for PyTorch, channels-last for a channels-last Keras model), and the pairs
+are compared in PyTorch execution order against tolerances from :mod:`bnport.core.tolerance`.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnport.core import layout, model_inputs, tolerance
+from bnport.core.compare import Comparison, compare
+from bnport.core.findings import Finding
+from bnport.core.pairing import Pair, Plan
+from bnport.errors import IncompatibleLayerError
+from bnport.onnxcheck import session as runtime
+
+#: kinds whose outputs carry a channel axis that Keras keeps last
+_CHANNEL_KINDS = {"conv", "conv_transpose", "batchnorm", "groupnorm", "prelu"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared pair."""
+
+    torch_name: str
+    keras_name: str
+    kind: str
+    comparison: Comparison
+    tolerance: float
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Within tolerance and nothing found that makes the PyTorch side compute something else."""
+        return self.comparison.ok and not any(f.code == "train-mode" for f in self.findings)
+
+    def as_dict(self) -> dict:
+        """The row in the JSON report's schema."""
+        c = self.comparison
+        return {"torch_name": self.torch_name, "keras_name": self.keras_name, "kind": self.kind,
+                "max_abs": _num(c.max_abs), "max_rel": _num(c.max_rel), "tolerance": self.tolerance,
+                "passed": self.passed, "worst_index": list(c.worst_index), "detail": c.detail,
+                "findings": [f.as_dict() for f in self.findings]}
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else (x if abs(x) != float("inf") else None)
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify`.
+
+    Attributes:
+        ok: every requested comparison was made and passed (each pair when ``per_layer``, and the outputs).
+        rows: one per compared pair, in PyTorch execution order.
+        final: the model outputs compared.
+        first_divergence: the first failing row, or None.
+        findings: what ``explain``-style checks say about the first divergence.
+        not_compared: requested comparisons that were not made, each ``"torch <-> keras: reason"``; any makes the
+            report not ok (with ``per_layer=True``, a plan without a single pair is one).
+        unpaired: weight-holding layers of either model that no pair covers, each with the reason (the final
+            outputs still compare what they compute).
+        notes: how the comparison was made where it is not the plain float32 one (a float32 copy of a half-precision
+            model, a tolerance unit for half precision).
+        input_shape: channels-first shape of the (first) input.
+        input_shapes: channels-first shape of each input, in the Keras model's input order.
+        seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
+            wall time; the PyTorch graph runs in onnxruntime while the Keras model is exported, so the stages
+            may add up to more than the total.
+    """
+
+    ok: bool
+    rows: list[Row]
+    final: list[Row]
+    first_divergence: Row | None
+    findings: tuple[Finding, ...]
+    not_compared: list[str] = field(default_factory=list)
+    unpaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    input_shape: tuple[int, ...] = ()
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The JSON report (schema: ``bnport/schemas/verify-report.schema.json``)."""
+        first = self.first_divergence
+        return {
+            "schema": "bnport-verify-report/1",
+            "ok": self.ok,
+            "input_shape": list(self.input_shape),
+            "input_shapes": [list(shape) for shape in self.input_shapes],
+            "pairs": [r.as_dict() for r in self.rows],
+            "final": [r.as_dict() for r in self.final],
+            "first_divergence": None if first is None else {"torch_name": first.torch_name,
+                                                              "keras_name": first.keras_name, "kind": first.kind},
+            "findings": [f.as_dict() for f in self.findings],
+            "not_compared": self.not_compared,
+            "unpaired": self.unpaired,
+            "notes": self.notes,
+            "seconds": self.seconds,
+        }
+
+    def __str__(self) -> str:
+        from bnport.reports.writers import table
+
+        return table(self)
+
+
+def verify(
+    torch_model,
+    keras_model,
+    inputs: object = None,
+    mapping: object = None,
+    per_layer: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    *,
+    seed: int = 0,
+    input_shape: object = None,
+    batch: int = 2,
+) -> VerifyReport:
+    """Check that a ported model computes what the original computes, layer by layer, through ONNX Runtime.
+
+    Args:
+        torch_model, keras_model: the two models (either order of porting; neither is modified).
+        inputs: channels-first inputs (N, C, ...): one array, a sequence in the Keras model's input order, or a
+            dict by Keras input name (see :mod:`bnport.core.model_inputs`); None draws seeded inputs of the Keras
+            model's input shapes: standard-normal floats, integer ids below the vocabulary of the Embedding they
+            feed. A channels-last Keras model is fed float inputs of rank 3 and more transposed.
+        mapping: as in :func:`bnport.plan`.
+        per_layer: compare every paired layer, not only the final outputs.
+        atol, rtol: override the derived tolerance with ``atol + rtol * max|reference|`` (either may be given).
+        seed: seed of the default inputs.
+        input_shape: channels-first shape, batch included (one, or one per input), of drawn inputs, for a model
+            whose input shape leaves sizes open.
+        batch: the batch size of drawn inputs.
+
+    The tolerance of a layer grows with its depth (see :mod:`bnport.core.tolerance`): ``2 * u * depth *
+    max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it and ``u`` is
+    2**-24, or the rounding of float16 (2**-11) or bfloat16 (2**-8) where a model holds or computes in it (verify
+    computes in float32 either way, said in ``VerifyReport.notes``).
+    """
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.torch import export as torch_export
+    from bnport.core.frameworks import torch_and_keras
+    from bnport.workflows.porting import _plan
+
+    torch_model, keras_model = torch_and_keras(torch_model, keras_model)
+    p = _plan(torch_model, keras_model, mapping, source_first=False)
+    if p.ambiguous:  # conflicts and differences are diagnosed where the outputs part; a guess is never made
+        p.raise_for_problems(strict=False)
+    keras_last = _keras_channels_last(p)
+    xs = model_inputs.resolve(_input_specs(keras_model), inputs, keras_last=keras_last, input_shape=input_shape,
+                              batch=batch, seed=seed, vocab=_vocabularies(p))
+    clock: dict[str, float] = {}
+    wanted = p.pairs if per_layer else []
+    notes: list[str] = []
+    computed = keras_export.float32_copy(keras_model)
+    if computed is not keras_model:
+        notes.append("the Keras model holds or computes in half precision: verified as a float32 copy (the values as "
+                     "they are, computed in float32)")
+    skipped: dict[str, str] = {}
+    activations = {pair.torch_name: p.keras_graph.nodes[pair.keras_name].activation for pair in wanted}
+    for pair in wanted:
+        act = activations[pair.torch_name]
+        if act and not torch_export.supports_activation(act):
+            skipped[pair.keras_name] = (f"the Keras layer applies activation '{act}' inside itself, which bnport "
+                                        "cannot apply to the PyTorch layer's output to compare them")
+    k_tapped = keras_taps.tapped(computed, [x.keras_name for x in wanted if x.keras_name not in skipped])
+    k_finals = k_tapped.finals
+    skipped.update(k_tapped.skipped)
+    pairs = [pair for pair in wanted if pair.keras_name not in skipped]
+    names = [pair.torch_name for pair in pairs]
+    began = start = time.perf_counter()
+    t_tapped, t_finals = torch_export.with_taps(torch_model, names, activations)
+    t_tapped = _in_float32(t_tapped, notes)
+    large = torch_export.is_large(t_tapped)  # over ONNX's 2 GiB: the weights are fed, not stored in the graph
+    t_onnx = torch_export.export_torch(t_tapped, xs.torch, output_names=_names(t_finals, len(names)),
+                                       weights_as_inputs=large)
+    t_feeds = dict(zip(torch_export.input_names(len(xs.torch)), xs.torch, strict=True))
+    if large:
+        t_feeds.update(torch_export.weight_feeds(t_tapped, t_onnx, len(xs.torch)))
+    clock["export_torch"] = time.perf_counter() - start
+    # onnxruntime releases the GIL: the PyTorch graph runs on a worker while the Keras export (Python) goes on
+    with ThreadPoolExecutor(1, thread_name_prefix="bnport-onnxruntime") as pool:
+        torch_run = pool.submit(_timed, runtime.run, t_onnx, t_feeds)
+        start = time.perf_counter()
+        k_onnx = keras_export.export_keras(k_tapped, [x.shape for x in xs.keras], [x.dtype.name for x in xs.keras],
+                                           name=keras_model.name)
+        clock["export_keras"] = time.perf_counter() - start
+        k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds(list(xs.keras)))
+        t_out, torch_seconds = torch_run.result()
+    clock["onnxruntime"] = torch_seconds + keras_seconds
+    clock["total"] = time.perf_counter() - began
+    units = {pair.torch_name: _unit(p, pair) for pair in p.pairs}
+    coarsest = max(units.values(), default=tolerance.U)
+    if coarsest > tolerance.U and atol is None and rtol is None:
+        notes.append(f"a model holds or computes in half precision: tolerances use its rounding unit {coarsest:.3g} "
+                     f"(float32: {tolerance.U:.3g}) where it is involved")
+    rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model, units)
+    final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol, coarsest)
+    failing = [r for r in rows + final if not r.passed]
+    first = failing[0] if failing else None
+    findings = _diagnose(first, p) if first is not None else ()
+    not_compared = [f"{pair.torch_name} <-> {pair.keras_name}: {skipped[pair.keras_name]}" for pair in wanted
+                    if pair.keras_name in skipped]
+    if per_layer and not wanted:
+        not_compared.append("no layer pair: the plan paired no weight-holding layers; only the outputs were compared")
+    return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
+                        findings=findings, not_compared=not_compared, unpaired=_unpaired(p), notes=notes,
+                        input_shape=xs.shapes[0], input_shapes=list(xs.shapes), seconds=clock)
+
+
+def _unpaired(p: Plan) -> list[str]:
+    """The weight-holding layers no comparison covers on its own, each with the reason."""
+    return ([f"PyTorch {n}: no Keras layer pairs with it" for n in p.unmatched_torch]
+            + [f"Keras {n}: no PyTorch layer pairs with it" for n in p.unmatched_keras]
+            + [f"PyTorch {n}: bnport has no mapping for it" for n in p.unsupported_torch]
+            + [f"Keras {n}: bnport has no mapping for it" for n in p.unsupported_keras])
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    return fn(*args), time.perf_counter() - start
+
+
+def _names(finals: int, taps: int) -> list[str]:
+    return [f"output_{i}" for i in range(finals)] + [f"tap_{i}" for i in range(taps)]
+
+
+def _input_specs(keras_model) -> list[model_inputs.InputSpec]:
+    from bnport.adapters.keras.graph import functional
+
+    return [model_inputs.InputSpec(t.name, tuple(t.shape), str(t.dtype)) for t in functional(keras_model).inputs]
+
+
+def _vocabularies(p: Plan) -> dict[int, int]:
+    """Input index -> the smallest vocabulary of the Embeddings it feeds directly (token ids must stay below)."""
+    out: dict[int, int] = {}
+    for node in p.keras_graph.nodes.values():
+        if getattr(node.spec, "kind", None) != "embedding":
+            continue
+        size = int(node.spec.arrays["weight"].shape[0])
+        for pred in node.preds:
+            if pred.startswith("<input:"):
+                i = int(pred[len("<input:"):-1])
+                out[i] = min(out.get(i, size), size)
+    return out
+
+
+def _keras_channels_last(p: Plan) -> bool:
+    """Whether the Keras model keeps channels last (read from its first convolution; default yes)."""
+    formats = (getattr(n.spec, "attrs", {}).get("data_format") for n in p.keras_graph.nodes.values())
+    return next((f for f in formats if f), "channels_last") == "channels_last"
+
+
+def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool,
+                     like: tuple[int, ...] | None = None) -> np.ndarray:
+    """A Keras output in PyTorch's layout; ``like``: the PyTorch output's shape, which a Keras output differing
+    only by axes of size 1 takes (torchvision keeps (N, C, 1, 1) after pooling where Keras has (N, C))."""
+    if keras_last and has_channel_axis and y.ndim > 2:
+        y = layout.to_channels_first(y)
+    if like is not None and y.shape != like and [d for d in y.shape if d != 1] == [d for d in like if d != 1]:
+        y = y.reshape(like)
+    return y
+
+
+def _in_float32(model, notes: list[str]):
+    """``model``, or a float32 copy of it when it holds another floating dtype: verify computes in float32."""
+    import copy
+
+    import torch
+
+    dtypes = {str(t.dtype)[6:] for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    if dtypes <= {"float32"}:
+        return model
+    notes.append(f"the PyTorch model holds {', '.join(sorted(dtypes))}: verified as a float32 copy (the values as "
+                 "they are, computed in float32)")
+    return copy.deepcopy(model).to(torch.float32)
+
+
+#: relative rounding of each floating dtype, the unit of its tolerance
+_UNITS = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": tolerance.U, "float64": tolerance.U}
+
+
+def _unit(p: Plan, pair: Pair) -> float:
+    """The rounding unit of a pair: the coarsest precision either layer holds, or the Keras layer computes in."""
+    from bnport.core.layers import dtype_of
+
+    t, k = p.torch_graph.nodes[pair.torch_name], p.keras_graph.nodes[pair.keras_name]
+    dtypes = {dtype_of(t.spec), dtype_of(k.spec), getattr(k.layer, "compute_dtype", None)}
+    return max(_UNITS.get(d, tolerance.U) for d in dtypes if d)
+
+
+def _tol(depth: float, ref: np.ndarray, atol, rtol, unit: float = tolerance.U) -> float:
+    if atol is None and rtol is None:
+        return tolerance.tolerance(depth, ref, unit)
+    return (atol or 0.0) + (rtol or 0.0) * float(np.max(np.abs(ref)))
+
+
+def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torch_model, units) -> list[Row]:
+    depths = tolerance.depths(p.torch_graph)
+    modules = dict(torch_model.named_modules())
+    rows = []
+    for pair, yt, yk in zip(pairs, t_out, k_out, strict=True):
+        name = pair.torch_name
+        channels_first_norm = bool(getattr(p.torch_graph.nodes[name].spec, "attrs", {}).get("channels_first"))
+        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS or channels_first_norm, keras_last, yt.shape)
+        tol = _tol(depths[name], yt, atol, rtol, units[name])
+        found = ()
+        if getattr(modules.get(name), "training", False) and pair.kind == "batchnorm":
+            found = (Finding("train-mode", f"PyTorch {name} is in training mode: run as it is, it normalizes with "
+                                           "batch statistics (exported here in eval mode); call .eval()"),)
+        rows.append(Row(name, pair.keras_name, pair.kind, compare(f"{name} <-> {pair.keras_name}", yk, yt, tol),
+                        tol, found))
+    return rows
+
+
+def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol, unit: float) -> list[Row]:
+    if len(t_out) != len(k_out):
+        raise IncompatibleLayerError(f"the PyTorch model has {len(t_out)} outputs and the Keras model {len(k_out)}")
+    depth = tolerance.output_depth(p.torch_graph)
+    rows = []
+    for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=True)):
+        yk = _to_torch_layout(yk, True, keras_last, yt.shape)  # an image-shaped output is channels-last in Keras
+        tol = _tol(depth, yt, atol, rtol, unit)
+        rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
+    return rows
+
+
+def _diagnose(row: Row, p: Plan) -> tuple[Finding, ...]:
+    from bnport.core.diagnose import diagnose_pair
+
+    if row.kind == "output":
+        last = [n for slot in p.keras_graph.outputs for n in slot if n in p.keras_graph.nodes]
+        acts = [f"Keras {n} applies '{p.keras_graph.nodes[n].activation}' inside itself" for n in last
+                if p.keras_graph.nodes[n].activation]
+        found = [Finding("activation", "; ".join(acts) + ": if the PyTorch model ends without that activation, the "
+                         "outputs differ by it (keras.applications takes classifier_activation=None)")] if acts else []
+        return (*found, Finding("output", "every compared layer passed but the final outputs differ: the difference "
+                                          "comes from weightless operations (padding, pooling, activations, flatten) "
+                                          "or an unported layer"))
+    known = [Finding(d.code, d.message) for d in p.differences if d.torch_name == row.torch_name]
+    known += [Finding("conflict", c) for c in p.conflicts_of.get(row.torch_name, [])]
+    found = [f for f in diagnose_pair(p, row.torch_name, row.keras_name)
+             if not ((row.findings or known) and f.code == "upstream")]
+    return tuple(row.findings) + tuple(known) + tuple(f for f in found if f.code not in {k.code for k in known})
