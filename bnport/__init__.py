@@ -16,45 +16,59 @@ from bnport.errors import (
     CheckpointError,
     ExportError,
     IncompatibleLayerError,
+    PatchError,
     SpecError,
     UnsupportedLayerError,
     UsageError,
 )
 
-#: public name -> module that defines it (imported on first access)
+#: the public API: name -> module that defines it, imported on first access. This one table gives ``__all__``
+#: (with the error types and ``__version__`` above); tests/test_public_api.py checks each entry resolves.
 _LAZY = {
+    # BatchNorm state, one layer at a time
     "from_torch": "bnport.workflows.batchnorm",
     "to_torch": "bnport.workflows.batchnorm",
     "from_keras": "bnport.workflows.batchnorm",
     "to_keras": "bnport.workflows.batchnorm",
+    "BatchNormSpec": "bnport.core.spec",
     "check_layer": "bnport.workflows.layer_check",
     "LayerCheck": "bnport.workflows.layer_check",
     "explain": "bnport.workflows.explanation",
     "Explanation": "bnport.workflows.explanation",
     "Finding": "bnport.core.findings",
-    "BatchNormSpec": "bnport.core.spec",
+    # whole models and files
     "plan": "bnport.workflows.porting",
     "port": "bnport.workflows.porting",
     "PortReport": "bnport.workflows.porting",
     "Plan": "bnport.core.pairing",
     "PlanError": "bnport.core.pairing",
+    "LayerMapping": "bnport.core.pairing",
     "convert": "bnport.workflows.conversion",
+    "ConvertReport": "bnport.workflows.conversion",
+    "inspect": "bnport.workflows.inspection",
+    "Entry": "bnport.workflows.inspection",
+    # verification
     "verify": "bnport.workflows.verification",
     "VerifyReport": "bnport.workflows.verification",
-    "inspect": "bnport.workflows.inspection",
+    "Row": "bnport.workflows.verification",
+    "Comparison": "bnport.core.compare",
 }
 
+_EAGER = ("BnportError", "BnportWarning", "CheckpointError", "ExportError", "IncompatibleLayerError", "PatchError",
+          "SpecError", "UnsupportedLayerError", "UsageError", "__version__")
+
 if TYPE_CHECKING:
+    from bnport.core.compare import Comparison
     from bnport.core.findings import Finding
-    from bnport.core.pairing import Plan, PlanError
+    from bnport.core.pairing import LayerMapping, Plan, PlanError
     from bnport.core.spec import BatchNormSpec
     from bnport.workflows.batchnorm import from_keras, from_torch, to_keras, to_torch
-    from bnport.workflows.conversion import convert
+    from bnport.workflows.conversion import ConvertReport, convert
     from bnport.workflows.explanation import Explanation, explain
-    from bnport.workflows.inspection import inspect
+    from bnport.workflows.inspection import Entry, inspect
     from bnport.workflows.layer_check import LayerCheck, check_layer
     from bnport.workflows.porting import PortReport, plan, port
-    from bnport.workflows.verification import VerifyReport, verify
+    from bnport.workflows.verification import Row, VerifyReport, verify
 
 
 def __getattr__(name: str) -> object:
@@ -70,33 +84,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = [
-    "BatchNormSpec",
-    "BnportError",
-    "BnportWarning",
-    "CheckpointError",
-    "Explanation",
-    "ExportError",
-    "Finding",
-    "IncompatibleLayerError",
-    "LayerCheck",
-    "Plan",
-    "PlanError",
-    "PortReport",
-    "SpecError",
-    "UnsupportedLayerError",
-    "UsageError",
-    "VerifyReport",
-    "__version__",
-    "check_layer",
-    "convert",
-    "explain",
-    "from_keras",
-    "from_torch",
-    "inspect",
-    "plan",
-    "port",
-    "to_keras",
-    "to_torch",
-    "verify",
-]
+__all__ = sorted([*_EAGER, *_LAZY])

@@ -31,6 +31,11 @@ class ExportError(BnportError, RuntimeError):
     """A framework's ONNX exporter or ONNX Runtime failed on a model bnport built or was given."""
 
 
+class PatchError(ExportError):
+    """One of bnport's own temporary replacements inside a third-party library failed (a bug of bnport, or a library
+    version it does not know): not a failure of that library."""
+
+
 class BnportWarning(UserWarning):
     """A port that is exact for inference but not for every use (for example further training)."""
 
@@ -50,3 +55,4 @@ def warn(message: str) -> None:
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, BnportWarning, stacklevel=level + 1)
+

@@ -239,6 +239,7 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     from tf2onnx import tf_loader
 
     from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
     from bnport.onnxcheck import session as runtime
 
     k = keras_model(name)
@@ -249,7 +250,7 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(k, x.shape)
     assert not frozen, "the export fell back to freezing"
-    monkeypatch.setattr(keras_export, "_from_function_with_nothing_to_freeze", lambda original, captured: original)
+    monkeypatch.setattr(tf2onnx_compat, "_graph_def_without_freezing", lambda *args: None)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(k, x.shape)
     assert frozen, "the comparison did not take tf2onnx's own path"
@@ -265,6 +266,7 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     numbers as tf2onnx's own scan."""
     from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
     from bnport.adapters.keras.graph import graph
     from bnport.onnxcheck import session as runtime
 
@@ -273,17 +275,17 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     outputs = tapped.finals + len(tapped.taps)
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     indexed = []
-    patched = keras_export._replace_all_inputs_indexed
+    patched = tf2onnx_compat._replace_all_inputs_indexed
 
     def counting(replace):
         fast = patched(replace)
         return lambda self, old, new, ops=None: indexed.append(ops is self._nodes) or fast(self, old, new, ops)
 
-    monkeypatch.setattr(keras_export, "_replace_all_inputs_indexed", counting)
+    monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", counting)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(tapped, x.shape)
     assert sum(indexed) >= outputs - 1, "the indexed path was not taken"
-    monkeypatch.setattr(keras_export, "_replace_all_inputs_indexed", lambda original: original)
+    monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", lambda original: original)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
@@ -321,6 +323,7 @@ def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkey
     set (its graphs have an input per weight): same ops, same numbers as tf2onnx's own check."""
     from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
     from bnport.adapters.keras.graph import graph
     from bnport.onnxcheck import session as runtime
 
@@ -328,17 +331,17 @@ def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkey
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     calls = []
-    patched = keras_export._reset_nodes_with_a_set
+    patched = tf2onnx_compat._reset_nodes_with_a_set
 
     def counting(reset):
         fast = patched(reset)
         return lambda self, ops: calls.append(1) or fast(self, ops)
 
-    monkeypatch.setattr(keras_export, "_reset_nodes_with_a_set", counting)
+    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_with_a_set", counting)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(tapped, x.shape)
     assert len(calls) > 20, "the set-based check was not taken"
-    monkeypatch.setattr(keras_export, "_reset_nodes_with_a_set", lambda original: original)
+    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_with_a_set", lambda original: original)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
@@ -349,7 +352,7 @@ def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkey
 def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     from tf2onnx.graph import Graph
 
-    from bnport.adapters.keras.export import _reset_nodes_with_a_set
+    from bnport.adapters.keras.compat.tf2onnx import _reset_nodes_with_a_set
 
     class Stub:
         name = "w7"
@@ -357,5 +360,5 @@ def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     graph = Graph.__new__(Graph)
     graph.inputs = [Stub()]
     with pytest.raises(ValueError, match="graph input 'w7' not exist"):
-        _reset_nodes_with_a_set(lambda self, ops: None)(graph, [])
+        _reset_nodes_with_a_set(Graph.reset_nodes)(graph, [])  # tf2onnx's own check runs, on the full inputs
     assert [n.name for n in graph.inputs] == ["w7"]  # left as it was

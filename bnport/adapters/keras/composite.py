@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 import keras
 
+from bnport.adapters.keras.compat import keras as keras_compat
+
 
 def sublayers(layer) -> list:
     """Every layer inside ``layer`` (not itself), at any depth."""
-    flatten = getattr(layer, "_flatten_layers", None)
-    return list(flatten(include_self=False)) if flatten is not None else list(getattr(layer, "_layers", []))
+    return keras_compat.flatten_layers(layer)
 
 
 def is_composite(layer) -> bool:
@@ -43,8 +44,8 @@ class Expansion:
     def undo(self) -> None:
         """Take the nodes the recording added off every layer's node lists."""
         for operation, inbound, outbound in self._lengths.values():
-            del operation._inbound_nodes[inbound:]
-            del operation._outbound_nodes[outbound:]
+            del keras_compat.inbound_nodes(operation)[inbound:]
+            del keras_compat.outbound_nodes(operation)[outbound:]
         self._lengths.clear()
 
 
@@ -59,7 +60,8 @@ def expand(layer, node) -> Expansion | None:
     tensors = list(node.arguments.keras_tensors)
     if not tensors or len(tensors) != len(node.arguments.args) or node.arguments.kwargs:
         return None
-    lengths = {id(op): (op, len(op._inbound_nodes), len(op._outbound_nodes)) for op in [layer, *sublayers(layer)]}
+    lengths = {id(op): (op, len(keras_compat.inbound_nodes(op)), len(keras_compat.outbound_nodes(op)))
+               for op in [layer, *sublayers(layer)]}
     expansion = Expansion(None, [], lengths)
     try:
         inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in tensors]

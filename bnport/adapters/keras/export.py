@@ -7,57 +7,24 @@ the graph in memory, feed the weights as inputs and cache the graph per architec
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
+from bnport.adapters.keras.compat import keras as keras_compat
+from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
 from bnport.adapters.keras.taps import Tapped
-from bnport.errors import ExportError
+from bnport.adapters.swaps import EXPORT_LOCK
+from bnport.errors import ExportError, PatchError
 
 OPSET = 17
-
-
-def _patch_tf2onnx() -> None:
-    # tf2onnx 1.17 still uses numpy 1 names; Keras ships the patch it applies before its own export.
-    try:
-        from keras.src.export.tf2onnx_lib import patch_tf2onnx
-    except ImportError:  # pragma: no cover - older or newer Keras without the helper
-        return
-    patch_tf2onnx()
-
-
-@contextlib.contextmanager
-def _convolutions_without_xla() -> Iterator[None]:
-    """Trace Keras convolutions as plain ``tf.nn.convolution`` ops while exporting.
-
-    Keras's TensorFlow backend runs grouped convolutions (and channels-first 3-D ones) inside an
-    XLA-compiled ``tf.function`` because TensorFlow's CPU kernels for them are broken; tf2onnx cannot convert
-    that call. The exported graph only needs the op itself, which ONNX Runtime executes, so bnport traces the
-    same ``tf.nn.convolution`` without XLA for the export, and restores Keras's function afterwards.
-    """
-    import tensorflow as tf
-    from keras.src import backend
-    from keras.src.backend.tensorflow import nn as tf_nn
-
-    original = tf_nn.conv
-
-    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-        fmt = tf_nn._convert_data_format(backend.standardize_data_format(data_format), len(inputs.shape))
-        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate)
-
-    tf_nn.conv = conv
-    try:
-        yield
-    finally:
-        tf_nn.conv = original
 
 
 @dataclass(frozen=True)
@@ -110,7 +77,7 @@ def _cache_key(call, input_shape, dtype) -> str | None:
         # every layer's own settings, sublayers included: a layer holding others (a user's block) need not put
         # theirs (an epsilon) in its config, and the graph depends on them
         inner = [json.dumps([type(layer).__name__, layer.get_config()], sort_keys=True, default=str)
-                 for layer in call._flatten_layers(include_self=False)] if hasattr(call, "_flatten_layers") else []
+                 for layer in keras_compat.flatten_layers(call)]
     except Exception:  # a subclassed model without a config: not cached
         return None
     shapes, dtypes = _signature_shapes(input_shape, dtype)
@@ -165,11 +132,7 @@ def _convert(call, input_shape, dtype: str, name: str, variables: tuple) -> tupl
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
-    import tf2onnx
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _patch_tf2onnx()
     shapes, dtypes = _signature_shapes(input_shape, dtype)
     data = [tf.TensorSpec((None, *s[1:]), tf.as_dtype(np.dtype(d)), name=n)
             for s, d, n in zip(shapes, dtypes, input_names(len(shapes)), strict=True)]
@@ -186,141 +149,14 @@ def _convert(call, input_shape, dtype: str, name: str, variables: tuple) -> tupl
 
     captured: dict[str, np.ndarray] = {}
     try:
-        with warnings.catch_warnings(), _convolutions_without_xla(), _tf2onnx_fast_paths(captured):
+        with EXPORT_LOCK, warnings.catch_warnings(), keras_compat.convolutions_without_xla():
             warnings.simplefilter("ignore")
-            model, _ = tf2onnx.convert.from_function(inference, input_signature=signature, opset=OPSET,
-                                                     custom_op_handlers=dict(CUSTOM_OPS))
+            model = tf2onnx_compat.convert(inference, signature, opset=OPSET, captured=captured)
+    except PatchError:
+        raise
     except Exception as exc:
         raise ExportError(f"tf2onnx failed to export Keras '{name}': {exc}") from exc
     return _restore_conv_groups(_captured_as_initializers(model, captured)), bool(captured)
-
-
-def _erfc(ctx, node, name, args) -> None:
-    """TensorFlow's ``Erfc`` (Keras's exact GELU on the TensorFlow backend: ConvNeXt), which tf2onnx 1.17 does not
-    convert, as ONNX ``1 - Erf(x)``: the same value, with an absolute error of a float32 rounding of 1."""
-    from tf2onnx import utils
-
-    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
-    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=name)
-    one = ctx.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype=dtype))
-    node.type = "Sub"
-    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
-
-
-#: TensorFlow ops tf2onnx cannot convert, with bnport's conversion (tf2onnx's public ``custom_op_handlers``)
-CUSTOM_OPS = {"Erfc": (_erfc, [])}
-
-
-@contextlib.contextmanager
-def _tf2onnx_fast_paths(captured: dict[str, np.ndarray]) -> Iterator[None]:
-    """Five tf2onnx 1.17 behaviours replaced while bnport exports, each giving the same graph faster.
-
-    * No graph optimizers: they only tidy transposes, which ONNX Runtime's own optimizer removes (same
-      outputs, same run time; measured on ResNet-50).
-    * ``Graph.extract_sub_graph_nodes`` walks the graph once from all outputs instead of once per output and
-      uniting the sets: the same set of nodes, but linear instead of quadratic for a tapped model with a
-      hundred outputs (ResNet-50 with 107 taps: the walk went from 7 s to a fraction of a second).
-    * No freezing of a function that captures no variable (see ``_from_function_with_nothing_to_freeze``); the
-      tensors it captures are put in ``captured``.
-    * ``Graph.replace_all_inputs`` given every node of the graph (as ``Graph.__init__`` does once per graph
-      output, to put an Identity behind it) visits only the nodes that read the replaced name, from the graph's
-      own index of consumers: the same rewiring, without a pass over the whole graph per output (about 0.5 s
-      for a tapped ResNet-50).
-    * ``Graph.reset_nodes`` checks that every graph input is among the nodes with a set instead of a list: bnport's
-      graphs have an input per weight (606 for DenseNet-121), and tf2onnx resets the graph after each of its 27
-      rewriters and each sort (see ``_reset_nodes_with_a_set``).
-    """
-    import tf2onnx.optimizer
-    from tf2onnx import tf_loader
-    from tf2onnx.graph import Graph
-
-    optimizers, extract = tf2onnx.optimizer._get_optimizers, Graph.extract_sub_graph_nodes
-    load, replace, reset = tf_loader.from_function, Graph.replace_all_inputs, Graph.reset_nodes
-    tf2onnx.optimizer._get_optimizers = dict
-    Graph.extract_sub_graph_nodes = _extract_sub_graph_nodes_once
-    tf_loader.from_function = _from_function_with_nothing_to_freeze(load, captured)
-    Graph.replace_all_inputs = _replace_all_inputs_indexed(replace)
-    Graph.reset_nodes = _reset_nodes_with_a_set(reset)
-    try:
-        yield
-    finally:
-        tf2onnx.optimizer._get_optimizers = optimizers
-        Graph.extract_sub_graph_nodes = extract
-        tf_loader.from_function = load
-        Graph.replace_all_inputs = replace
-        Graph.reset_nodes = reset
-
-
-def _reset_nodes_with_a_set(reset: Callable) -> Callable:
-    """tf2onnx's ``Graph.reset_nodes``, its check that each graph input is among ``ops`` made with a set.
-
-    The original tests ``n not in ops`` (a list) for every graph input: inputs times nodes comparisons per call.
-    The same check, with the same error, runs here on a set of the nodes; the original then runs with the graph's
-    input list emptied for the call (so its own check has nothing to do) and put back, whatever happens.
-    """
-
-    def reset_nodes(self, ops):
-        inputs = self.inputs
-        present = {id(op) for op in ops}
-        for n in inputs:
-            if id(n) not in present:
-                raise ValueError("graph input '" + n.name + "' not exist")
-        self.inputs = []
-        try:
-            return reset(self, ops)
-        finally:
-            self.inputs = inputs
-
-    return reset_nodes
-
-
-def _replace_all_inputs_indexed(replace: Callable) -> Callable:
-    """tf2onnx's ``Graph.replace_all_inputs``, through the consumer index when it is handed the whole graph.
-
-    Given ``ops=graph.get_nodes()`` it checks every node; the nodes it can change are those reading
-    ``old_input``, which the graph's ``_output_to_consumers`` index lists (tf2onnx's own path when ``ops`` is
-    None). Graphs with subgraphs (control flow) keep the original behaviour.
-    """
-
-    def replace_all_inputs(self, old_input, new_input, ops=None):
-        if ops is not None and ops is self._nodes and not self.contained_graphs and not self._input_to_graph:
-            ops = None
-        return replace(self, old_input, new_input, ops=ops)
-
-    return replace_all_inputs
-
-
-def _from_function_with_nothing_to_freeze(load: Callable, captured: dict[str, np.ndarray]) -> Callable:
-    """tf2onnx's ``tf_loader.from_function``, without freezing a function that has no variable to freeze.
-
-    Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines
-    called functions, rebuilding the whole graph to do so (about 1.4 s for a tapped ResNet-50). bnport's
-    exports feed the weights as inputs: when the function captures no variable and calls no other function, its
-    graph already is what freezing would return, and the rest of tf2onnx's loading runs unchanged on it.
-
-    Plain tensors the function captured (a Keras ``Normalization`` layer computes with a mean and variance it
-    copied from its variables when it was built) stay placeholders either way, which tf2onnx makes graph inputs
-    that nobody feeds: their values go to ``captured`` by input name, for :func:`_captured_as_initializers`.
-    """
-    import tensorflow as tf
-    from tf2onnx import tf_loader
-
-    def from_function(func, input_names, output_names, large_model=False):
-        captures = list(func.graph.captures)
-        captured.update({internal.name: external.numpy() for external, internal in captures
-                         if external.dtype != tf.resource})
-        if large_model or len(captured) != len(captures):
-            return load(func, input_names, output_names, large_model=large_model)
-        graph_def = func.graph.as_graph_def(add_shapes=True)
-        if graph_def.library.function:
-            return load(func, input_names, output_names, large_model=large_model)
-        graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
-        with tf.Graph().as_default() as tf_graph, tf_loader.tf_session(graph=tf_graph) as sess:
-            tf.import_graph_def(graph_def, name="")
-            input_names = tf_loader.inputs_without_resource(sess, input_names)
-            return tf_loader.tf_optimize(input_names, output_names, graph_def)
-
-    return from_function
 
 
 def _captured_as_initializers(model: onnx.ModelProto, captured: dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -333,28 +169,6 @@ def _captured_as_initializers(model: onnx.ModelProto, captured: dict[str, np.nda
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     return model
-
-
-def _extract_sub_graph_nodes_once(self, outputs_name, input_checker=None, remove_unused_inputs=True):
-    """The nodes reachable backwards from ``outputs_name`` (tf2onnx's contract), in one shared walk."""
-    outputs = list(outputs_name)
-    if not remove_unused_inputs:
-        outputs += [inp.output[0] for inp in self.inputs]
-    seen: set = set()
-    stack = []
-
-    def visit(node) -> None:
-        if node and node not in seen and not (input_checker and input_checker(node) is False):
-            seen.add(node)
-            stack.append(node)
-
-    for output in outputs:
-        visit(self.get_node_by_output(output, search_in_parent_graphs=False))
-        while stack:
-            top = stack.pop()
-            for input_id in list(top.input) + list(top.get_implicit_inputs()):
-                visit(self.get_node_by_output(input_id, search_in_parent_graphs=False))
-    return list(seen)
 
 
 def _restore_conv_groups(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -394,7 +208,7 @@ def float32_copy(model):
     Layer names are kept, so the same taps apply. Returns ``model`` itself when it is float32 throughout."""
     import keras
 
-    layers = list(model._flatten_layers(include_self=False)) if hasattr(model, "_flatten_layers") else model.layers
+    layers = keras_compat.flatten_layers(model)
     dtypes = {v.dtype for v in model.weights} | {getattr(layer, "compute_dtype", "float32") for layer in layers}
     if dtypes <= {"float32"}:
         return model

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import math
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from bnport.adapters.keras.compat import keras as keras_compat
 from bnport.errors import CheckpointError
 from bnport.io.atomic import atomic_path
 from bnport.io.formats import KERAS_ARCHIVE, KERAS_SUFFIXES, WEIGHTS_H5, keras_kind
@@ -64,7 +64,7 @@ def save(model: keras.Model, path: str | Path, values: list[tuple[keras.Variable
     kind = kind_of(path)
     if kind != KERAS_ARCHIVE:
         _check_space(model, path)
-    with atomic_path(path, suffix=kind) as tmp, _skipsets_cached():
+    with atomic_path(path, suffix=kind) as tmp, keras_compat.skipsets_cached():
         if kind == WEIGHTS_H5 and (store := _weights_store()) is not None:
             _save_weights(model, tmp, values or [], store)
             return
@@ -121,14 +121,11 @@ def _save_weights(model: keras.Model, path: Path, values: list, store_type: type
     route for given values once more (to a tensor on entering the scope): 0.05-0.25 s of a ResNet-50 save. Same
     groups, datasets and attributes (tested).
     """
-    from keras.src.saving import saving_lib
-
     if not model.built:
         raise CheckpointError(f"Keras model '{model.name}' is not built: it has no weights to save yet")
     store = store_type(path, values)
     try:
-        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
-                               visited_saveables=set())
+        keras_compat.save_state(model, store)
     finally:
         store.close()
 
@@ -137,14 +134,8 @@ def _save_weights(model: keras.Model, path: Path, values: list, store_type: type
 def _weights_store() -> type | None:
     """Keras's HDF5 weights store, writing arrays without copying them; None if this Keras lacks the parts it
     relies on (then :func:`save` uses Keras's own save, with given values read from a stateless scope)."""
-    try:
-        from keras.src.saving import saving_lib
-
-        base = saving_lib.H5IOStore
-        needed = ("make", "close", "_create_h5_group", "__setitem__")
-        if not callable(getattr(saving_lib, "_save_state", None)) or not all(hasattr(base, n) for n in needed):
-            return None
-    except ImportError:
+    base = keras_compat.weights_store()
+    if base is None:
         return None
 
     class WeightsStore(base):
@@ -154,7 +145,7 @@ def _weights_store() -> type | None:
 
         def __setitem__(self, key: str, value: object) -> None:
             variable, given = self._given.get(id(value), (None, None))
-            if variable is None and (given := _memory_of(value)) is not None:
+            if variable is None and (given := keras_compat.memory_of(value)) is not None:
                 variable = value
             if variable is None:  # not a variable, or one without a value yet: Keras's own way
                 super().__setitem__(key, value)
@@ -172,38 +163,3 @@ def _weights_store() -> type | None:
             self._h5_entry_group[key] = array  # what Keras's store does with the array it would have made
 
     return WeightsStore
-
-
-def _memory_of(value: object):
-    """A TensorFlow-backed Keras variable's current value as a tensor sharing its memory (a later assignment
-    copies first), else None."""
-    own = getattr(value, "_value", None) if isinstance(value, keras.Variable) else None
-    return own.read_value() if hasattr(own, "read_value") else None
-
-
-@contextmanager
-def _skipsets_cached() -> Iterator[None]:
-    """Let Keras's saver find the attribute skip sets it computes (about 0.4 s of a ResNet-50 save).
-
-    Keras 3.15.1 (the pinned version) caches ``get_attr_skipset`` under ``saving_attr_skipset_<type>`` but looks it up
-    under ``saving_attr_skiplist_<type>``, so every layer it saves builds a throwaway ``Layer()`` to list that
-    class's attributes. This stores the sets under the name looked up for the duration of one save, and leaves
-    Keras's per-thread state as it was. Anything unexpected (Keras renamed things) just skips the shortcut.
-    """
-    try:
-        from keras.src.backend.common import global_state
-        from keras.src.saving import saving_lib
-
-        names = {f"saving_attr_skiplist_{t}": t for t in ("Layer", "Functional", "Sequential")}
-        before = {name: global_state.get_global_attribute(name) for name in names}
-        for name, obj_type in names.items():
-            if before[name] is None:
-                global_state.set_global_attribute(name, saving_lib.get_attr_skipset(obj_type))
-    except Exception:  # an optimisation only: without it Keras computes the sets itself
-        yield
-        return
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            global_state.set_global_attribute(name, value)

@@ -10,6 +10,7 @@ from bnport.adapters.keras import batchnorm as keras_bn
 from bnport.adapters.keras import composite as keras_composite
 from bnport.adapters.keras import layers as keras_layers
 from bnport.adapters.keras.batchnorm import CHANNELS_FIRST, CHANNELS_LAST
+from bnport.adapters.keras.compat import keras as keras_compat
 from bnport.core import padding as pad
 from bnport.core.graph import Graph, Node, input_name
 from bnport.errors import UnsupportedLayerError
@@ -40,7 +41,7 @@ def functional(model) -> keras.Model:
     inner = getattr(model, "_functional", None)
     if inner is not None:
         return inner
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth") and getattr(model, "outputs", None):
+    if isinstance(model, keras.Model) and keras_compat.has_nodes(model) and getattr(model, "outputs", None):
         return model
     raise UnsupportedLayerError(
         f"Keras model '{model.name}' ({type(model).__name__}) has no layer graph (a subclassed model, or a "
@@ -82,7 +83,7 @@ class _Walker:
         """The graph a nested model or an expandable composite layer runs at its call ``node_index``, else None."""
         if isinstance(op, keras.Model):
             return functional(op)
-        node = op._inbound_nodes[node_index]
+        node = keras_compat.inbound_nodes(op)[node_index]
         if id(node) not in self.expansions:
             expandable = keras_layers.holds_weights(op) and not keras_layers.supported(op) and \
                 not keras_layers.is_preprocessing(op)
@@ -115,8 +116,8 @@ class _Walker:
         return self._known(t, env)
 
     def _missing(self, t, env, prefix) -> list:
-        op, node_index, tensor_index = t._keras_history
-        args = op._inbound_nodes[node_index].arguments.keras_tensors
+        op, node_index, tensor_index = keras_compat.history(t)
+        args = keras_compat.inbound_nodes(op)[node_index].arguments.keras_tensors
         todo = [(a, env, prefix) for a in args if self._known(a, env) is None]
         if todo or self._graph_inside(op, node_index) is None:
             return todo
@@ -126,14 +127,14 @@ class _Walker:
 
     def _inner(self, op, node_index, args, env):
         inner = self._graph_inside(op, node_index)
-        key = (id(env), id(op._inbound_nodes[node_index]))
+        key = (id(env), id(keras_compat.inbound_nodes(op)[node_index]))
         if key not in self.envs:
             self.envs[key] = {id(i): self._known(a, env) for i, a in zip(inner.inputs, args, strict=True)}
         return inner, self.envs[key]
 
     def _produce(self, t, env, prefix) -> _Feed:
-        op, node_index, tensor_index = t._keras_history
-        args = op._inbound_nodes[node_index].arguments.keras_tensors
+        op, node_index, tensor_index = keras_compat.history(t)
+        args = keras_compat.inbound_nodes(op)[node_index].arguments.keras_tensors
         if self._graph_inside(op, node_index) is not None:
             inner, inner_env = self._inner(op, node_index, args, env)
             return self._known(inner.outputs[tensor_index], inner_env)

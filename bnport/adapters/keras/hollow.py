@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 
 import keras
 
+from bnport.adapters.keras.compat import keras as keras_compat
+
 _PENDING = "uninitialized_variables"  # Keras's per-thread list of variables waiting for a value
 
 
@@ -49,15 +51,11 @@ def built(factory: Callable[[], object]) -> Iterator[object]:
 
 
 def _pending() -> list:
-    from keras.src.backend.common import global_state
-
-    return list(global_state.get_global_attribute(_PENDING) or [])
+    return list(keras_compat.global_attribute(_PENDING) or [])
 
 
 def _forget(variables: list) -> None:
     if not variables:
         return
-    from keras.src.backend.common import global_state
-
     ours = {id(v) for v in variables}
-    global_state.set_global_attribute(_PENDING, [v for v in _pending() if id(v) not in ours])
+    keras_compat.set_global_attribute(_PENDING, [v for v in _pending() if id(v) not in ours])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from bnport.adapters.keras.compat import keras as keras_compat
 from bnport.adapters.keras.graph import functional
 
 #: why a layer could not be tapped on the public fallback path
@@ -28,7 +29,7 @@ SHARED = "called in several places (this Keras has no graph runner bnport can us
 
 def has_graph_runner(model) -> bool:
     """Whether this Keras exposes the graph runner :class:`Tapped` drives (Keras 3.x ``Function``)."""
-    return callable(getattr(model, "_run_through_graph", None)) and hasattr(model, "_nodes_by_depth")
+    return keras_compat.has_graph_runner(model)
 
 
 @dataclass
@@ -86,19 +87,18 @@ def _composites(fn) -> dict[int, object]:
     pending = [fn]
     while pending:
         graph = pending.pop()
-        for nodes in graph._nodes_by_depth.values():
-            for node in nodes:
-                op = node.operation
-                if op is None or id(op) in found:
-                    continue
-                if isinstance(op, keras.Model):
-                    pending.append(functional(op))
-                elif keras_layers.holds_weights(op) and not keras_layers.supported(op):
-                    expansion = keras_composite.expand(op, node)
-                    if expansion is not None:
-                        expansion.undo()
-                        found[id(op)] = expansion.function
-                        pending.append(expansion.function)
+        for node in keras_compat.nodes(graph):
+            op = node.operation
+            if op is None or id(op) in found:
+                continue
+            if isinstance(op, keras.Model):
+                pending.append(functional(op))
+            elif keras_layers.holds_weights(op) and not keras_layers.supported(op):
+                expansion = keras_composite.expand(op, node)
+                if expansion is not None:
+                    expansion.undo()
+                    found[id(op)] = expansion.function
+                    pending.append(expansion.function)
     return found
 
 
@@ -113,8 +113,7 @@ def _run(fn, x, prefix: str, wanted: set[str], recorded: dict[str, object], insi
             if inner is not None:
                 out = _run(inner, args[0] if len(args) == 1 else list(args), f"{name}/", wanted, recorded, inside)
             else:
-                if "training" in getattr(op, "_call_context_args", ()) or getattr(op, "_call_has_training_arg",
-                                                                                   False):
+                if keras_compat.takes_training(op):
                     kwargs["training"] = False
                 out = op(*args, **kwargs)
             if name in wanted:
@@ -123,8 +122,7 @@ def _run(fn, x, prefix: str, wanted: set[str], recorded: dict[str, object], insi
 
         return call
 
-    inputs = fn._standardize_inputs(x) if hasattr(fn, "_standardize_inputs") else x
-    return fn._run_through_graph(inputs, operation_fn=operation_fn)
+    return keras_compat.run_through_graph(fn, x, operation_fn)
 
 
 def _nested(op):
@@ -147,7 +145,7 @@ def _public_taps(fn, names: tuple[str, ...], skipped: dict[str, str]) -> list:
         layer = own.get(name)
         if layer is None:
             skipped[name] = NESTED
-        elif len(layer._inbound_nodes) != 1:
+        elif len(keras_compat.inbound_nodes(layer)) != 1:
             skipped[name] = SHARED
         else:
             out.append(layer.output)

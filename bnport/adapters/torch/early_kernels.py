@@ -3,11 +3,11 @@
 Tracing (torch.fx, the Keras walk) and pairing are Python holding the GIL, about 55 ms for ResNet-50; the
 transposes are memory-bound copies, about as long, that need no Python once started. So before planning, a
 port into Keras guesses the layout each convolution and Linear weight will take (a plain Conv1D/2D/3D or Dense:
-spatial axes, then in, then out) and copies them all in one PyTorch call (``torch._foreach_copy_``, which
-releases the GIL for the whole list) on a worker thread. When the writes are known, :meth:`EarlyKernels.claim`
-hands over a copy only if it was made from exactly the view the write needs (same memory, shape, strides and
-dtype): a guess that does not fit (a depthwise kernel, a Dense after a Flatten, a weight with a
-parametrization) is simply not used, and the write gathers its value as usual.
+spatial axes, then in, then out) and copies them all in one PyTorch call (``torch._foreach_copy_``, through
+:func:`bnport.adapters.torch.compat.copy_all`, releases the GIL for the whole list) on a worker thread. When the
+writes are known, :meth:`EarlyKernels.claim` hands over a copy only if it was made from exactly the view the write
+needs (same memory, shape, strides and dtype): a guess that does not fit (a depthwise kernel, a Dense after a
+Flatten, a weight with a parametrization) is simply not used, and the write gathers its value as usual.
 
 At most ``limit`` bytes are copied ahead (default 256 MiB): the copies exist beside the source and the
 destination until they replace the destination's buffers, so a very large model keeps the rest for the usual
@@ -20,6 +20,8 @@ import threading
 
 import numpy as np
 import torch
+
+from bnport.adapters.torch import compat as torch_compat
 
 _LIMIT = 256 * 2**20
 _ALIGNMENT = 64  # TensorFlow's kernels need it of a buffer it adopts; PyTorch's CPU allocator gives it
@@ -65,12 +67,7 @@ class EarlyKernels:
 
     def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor]) -> None:
         try:
-            with torch.no_grad():
-                if hasattr(torch, "_foreach_copy_"):
-                    torch._foreach_copy_(copies, views)
-                else:  # one call per kernel: slower while the calling thread holds the GIL, but the same result
-                    for copy, view in zip(copies, views, strict=True):
-                        copy.copy_(view)
+            torch_compat.copy_all(copies, views)
         except BaseException as exc:  # reported by wait(); the writes then gather as usual
             self._failed = exc
 

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 import torch
 
+from bnport.adapters.swaps import EXPORT_LOCK
+from bnport.adapters.torch import compat as torch_compat
 from bnport.errors import ExportError
 
 OPSET = 17
@@ -51,9 +53,9 @@ def export_torch(
     dynamic = {name: {0: "batch"} for name in (*names, *output_names)}
     try:
         module.eval()
-        with warnings.catch_warnings():
+        with EXPORT_LOCK, warnings.catch_warnings():  # the lock first: warning filters are process-wide
             warnings.simplefilter("ignore")
-            torch.onnx.export(
+            torch_compat.onnx_export(
                 module,
                 tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in examples),
                 buffer,

@@ -1,0 +1,257 @@
+"""Every private part of Keras 3 bnport uses, each behind a function that checks it is there.
+
+Keras 3 has no public way to walk a functional model's graph node by node, run it while recording chosen layers'
+outputs, or save weights from values that are not in the variables; bnport uses Keras's own internals for these,
+all of them here. Where a public path exists, the function falls back to it when the private part is missing
+(:func:`flatten_layers`, :func:`has_graph_runner` for the taps, :func:`weights_store` for saving,
+:func:`skipsets_cached`, :func:`takes_training`, :func:`convolutions_without_xla`); where none exists (the node
+lists), a missing part is a :class:`~bnport.errors.UnsupportedLayerError` naming it and the Keras version.
+:func:`probe` lists what the installed Keras lacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Iterator
+
+import keras
+
+from bnport.adapters.swaps import Replacement, Swap
+from bnport.errors import UnsupportedLayerError
+
+#: the private attributes of Keras objects bnport reads, and what for
+PRIVATE = {
+    "Operation._inbound_nodes": "the graph's wiring (no public equivalent)",
+    "Operation._outbound_nodes": "taking off the nodes a composite layer's recording added",
+    "KerasTensor._keras_history": "which layer call made a tensor",
+    "Function._nodes_by_depth": "the graph's nodes (taps, composite layers)",
+    "Function._run_through_graph": "running a model while recording layer outputs (public fallback: layer.output)",
+    "Layer._flatten_layers": "every layer inside a layer (public fallback: .layers and attributes)",
+    "saving_lib._save_state / H5IOStore": "saving given values without copies (public fallback: save_weights)",
+    "backend.tensorflow.nn.conv": "tracing grouped convolutions without XLA (fallback: Keras's own conv)",
+}
+
+
+def probe() -> str | None:
+    """What the installed Keras lacks of :data:`PRIVATE`, or None."""
+    layer, x = keras.layers.Identity(), keras.Input((2,))
+    y = layer(x)
+    fn = keras.Function(x, y)
+    checks = {"Operation._inbound_nodes": hasattr(layer, "_inbound_nodes"),
+              "Operation._outbound_nodes": hasattr(layer, "_outbound_nodes"),
+              "KerasTensor._keras_history": hasattr(y, "_keras_history"),
+              "Function._nodes_by_depth": hasattr(fn, "_nodes_by_depth"),
+              "Function._run_through_graph": callable(getattr(fn, "_run_through_graph", None)),
+              "Layer._flatten_layers": callable(getattr(layer, "_flatten_layers", None)),
+              "saving_lib._save_state / H5IOStore": weights_store() is not None,
+              "backend.tensorflow.nn.conv": keras.backend.backend() != "tensorflow" or _tf_nn() is not None}
+    missing = [name for name, present in checks.items() if not present]
+    return f"Keras {keras.__version__} lacks {', '.join(missing)}" if missing else None
+
+
+def _missing(what: str, obj) -> UnsupportedLayerError:
+    name = getattr(obj, "name", type(obj).__name__)
+    return UnsupportedLayerError(f"Keras {keras.__version__}: {type(obj).__name__} '{name}' has no {what}, which "
+                                 f"bnport needs for {PRIVATE.get(what, 'its graph')}")
+
+
+def inbound_nodes(op) -> list:
+    """The nodes (calls) of ``op``, in call order (Keras's own list: appending or deleting changes the layer)."""
+    try:
+        return op._inbound_nodes
+    except AttributeError:
+        raise _missing("Operation._inbound_nodes", op) from None
+
+
+def outbound_nodes(op) -> list:
+    """The nodes reading ``op``'s outputs (Keras's own list)."""
+    try:
+        return op._outbound_nodes
+    except AttributeError:
+        raise _missing("Operation._outbound_nodes", op) from None
+
+
+def history(tensor) -> tuple:
+    """(operation, node index, tensor index) of the call that made the symbolic ``tensor``."""
+    try:
+        return tuple(tensor._keras_history)
+    except AttributeError:
+        raise _missing("KerasTensor._keras_history", tensor) from None
+
+
+def has_graph_runner(fn) -> bool:
+    """Whether the functional graph ``fn`` can be run by :func:`run_through_graph` (else: the public taps path)."""
+    return callable(getattr(fn, "_run_through_graph", None)) and hasattr(fn, "_nodes_by_depth")
+
+
+def has_nodes(fn) -> bool:
+    """Whether ``fn`` (a model) is a graph of nodes (functional, or a built Sequential's inner graph)."""
+    return hasattr(fn, "_nodes_by_depth")
+
+
+def nodes(fn) -> list:
+    """Every node of the functional graph ``fn`` (any order)."""
+    try:
+        by_depth = fn._nodes_by_depth
+    except AttributeError:
+        raise _missing("Function._nodes_by_depth", fn) from None
+    return [node for depth in by_depth.values() for node in depth]
+
+
+def run_through_graph(fn, x, operation_fn):
+    """``fn``'s graph on ``x``, each operation called through ``operation_fn(op)`` (what ``Functional.call`` does)."""
+    inputs = fn._standardize_inputs(x) if hasattr(fn, "_standardize_inputs") else x
+    return fn._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def takes_training(op) -> bool:
+    """Whether calling ``op`` (a graph node's operation) accepts ``training=``: Keras's call-context record; without
+    it, every Keras ``Layer`` does (``Layer.__call__`` takes it and passes it on where ``call`` wants it) and another
+    operation only if its ``call`` names it."""
+    if hasattr(op, "_call_context_args") or hasattr(op, "_call_has_training_arg"):
+        return "training" in getattr(op, "_call_context_args", ()) or bool(getattr(op, "_call_has_training_arg",
+                                                                                    False))
+    if isinstance(op, keras.layers.Layer):
+        return True
+    try:
+        return "training" in inspect.signature(op.call).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def flatten_layers(layer) -> list:
+    """Every layer inside ``layer`` (not itself), at any depth, each once (the public fallback may miss a nested
+    Sequential's input layer, which holds nothing)."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    if callable(flatten):
+        return list(flatten(include_self=False))
+    found: dict[int, object] = {}
+    stack = [layer]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, keras.Model) or hasattr(current, "layers"):  # a model: its graph's layers
+            children = list(getattr(current, "layers", None) or [])
+        else:  # a layer holding others as attributes, or in lists of them
+            children = []
+            for value in vars(current).values():
+                values = value if isinstance(value, (list, tuple)) else [value]
+                children += [v for v in values if isinstance(v, keras.layers.Layer)]
+        for child in children:
+            if child is not layer and id(child) not in found:
+                found[id(child)] = child
+                stack.append(child)
+    return list(found.values())
+
+
+# -- Keras's per-thread state ------------------------------------------------------------------------------------
+
+def global_attribute(name: str):
+    """Keras's per-thread global attribute ``name`` (None when unset)."""
+    from keras.src.backend.common import global_state
+
+    return global_state.get_global_attribute(name)
+
+
+def set_global_attribute(name: str, value) -> None:
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute(name, value)
+
+
+# -- saving ------------------------------------------------------------------------------------------------------
+
+def save_state(model, store) -> None:
+    """Keras's saver walking ``model`` and handing each variable to ``store`` (what ``save_weights`` does)."""
+    from keras.src.saving import saving_lib
+
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+
+
+@functools.cache
+def weights_store() -> type | None:
+    """Keras's HDF5 weights store class (subclassed by :mod:`bnport.adapters.keras.files`), or None if this Keras
+    lacks the parts bnport relies on (then the files module saves through Keras's public ``save_weights``)."""
+    try:
+        from keras.src.saving import saving_lib
+
+        base = saving_lib.H5IOStore
+    except (ImportError, AttributeError):
+        return None
+    needed = ("make", "close", "_create_h5_group", "__setitem__")
+    if not callable(getattr(saving_lib, "_save_state", None)) or not all(hasattr(base, n) for n in needed):
+        return None
+    return base
+
+
+def memory_of(value: object):
+    """A TensorFlow-backed Keras variable's current value as a tensor sharing its memory, else None."""
+    own = getattr(value, "_value", None) if isinstance(value, keras.Variable) else None
+    return own.read_value() if hasattr(own, "read_value") else None
+
+
+@contextlib.contextmanager
+def skipsets_cached() -> Iterator[None]:
+    """Let Keras's saver find the attribute skip sets it computes (about 0.4 s of a ResNet-50 save).
+
+    Keras 3.15.1 caches ``get_attr_skipset`` under ``saving_attr_skipset_<type>`` but looks it up under
+    ``saving_attr_skiplist_<type>``, so every layer it saves builds a throwaway ``Layer()`` to list that class's
+    attributes. This stores the sets under the name looked up for one save, and leaves Keras's per-thread state as
+    it was. Anything unexpected (Keras renamed things) just skips the shortcut.
+    """
+    try:
+        from keras.src.saving import saving_lib
+
+        names = {f"saving_attr_skiplist_{t}": t for t in ("Layer", "Functional", "Sequential")}
+        before = {name: global_attribute(name) for name in names}
+        for name, obj_type in names.items():
+            if before[name] is None:
+                set_global_attribute(name, saving_lib.get_attr_skipset(obj_type))
+    except Exception:  # an optimisation only: without it Keras computes the sets itself
+        yield
+        return
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            set_global_attribute(name, value)
+
+
+# -- export (TensorFlow backend) ---------------------------------------------------------------------------------
+
+def _tf_nn():
+    """Keras's TensorFlow-backend ``nn`` module, if it has the parts :func:`convolutions_without_xla` replaces."""
+    try:
+        from keras.src.backend.tensorflow import nn as tf_nn
+    except ImportError:
+        return None
+    return tf_nn if callable(getattr(tf_nn, "conv", None)) and callable(
+        getattr(tf_nn, "_convert_data_format", None)) else None
+
+
+def _conv_without_xla(original):
+    import tensorflow as tf
+    from keras.src import backend
+
+    tf_nn = _tf_nn()
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        fmt = tf_nn._convert_data_format(backend.standardize_data_format(data_format), len(inputs.shape))
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate)
+
+    return conv
+
+
+def convolutions_without_xla() -> contextlib.AbstractContextManager:
+    """Keras convolutions traced as plain ``tf.nn.convolution`` ops while exporting (in this thread only).
+
+    Keras's TensorFlow backend runs grouped convolutions (and channels-first 3-D ones) inside an XLA-compiled
+    ``tf.function`` because TensorFlow's CPU kernels for them are broken; tf2onnx cannot convert that call. The
+    exported graph only needs the op itself, which ONNX Runtime executes. On a Keras without that function the
+    export goes on with Keras's own convolution (a grouped one then fails to export, said so by tf2onnx).
+    """
+    tf_nn = _tf_nn()
+    if tf_nn is None:
+        return contextlib.nullcontext()
+    return Swap("keras", (Replacement(tf_nn, "conv", _conv_without_xla),))

@@ -1,0 +1,217 @@
+"""tf2onnx, as bnport calls it: its public conversion, and the faster equivalent bnport runs on the tested version.
+
+The public path is ``tf2onnx.convert.from_function``. On the tf2onnx versions in :data:`TESTED`, with every part
+:func:`probe` checks present, bnport runs the same steps itself from tf2onnx's public pieces (load the function's
+graph, ``tfonnx.process_tf_graph``, ``optimizer.optimize_graph`` with the optimizer set passed as an argument,
+``make_model``) with these differences, each giving the same graph faster (pinned by tests over the fixtures):
+
+* No graph optimizers (an empty set, through ``optimize_graph``'s own ``optimizers`` argument): they only tidy
+  transposes, which ONNX Runtime's optimizer removes anyway (same outputs, same onnxruntime time).
+* No freezing of a function that captures no variable and calls no other function
+  (:func:`_graph_def_without_freezing`): freezing rebuilds the whole graph to inline variables bnport feeds as
+  inputs anyway.
+* Three ``tf2onnx.graph.Graph`` methods replaced for the conversion (:func:`replacements`), through
+  :class:`bnport.adapters.swaps.Swap` (the export lock held, the calling thread only, restored on every exit).
+
+Keras's own ``patch_tf2onnx`` (numpy 2 names) is not called: tf2onnx 1.17 no longer uses the names it patches, and
+its patch is permanent and process-wide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import onnx
+
+from bnport.adapters.swaps import EXPORT_LOCK, Replacement, Swap
+
+#: tf2onnx versions (major.minor) whose private parts bnport's fast path was tested on
+TESTED = ("1.17",)
+
+#: False: always take tf2onnx's public path (the fallback, tested; also what a version outside TESTED gets)
+FAST = True
+
+
+def probe() -> str | None:
+    """Why the fast path cannot run on the installed tf2onnx, or None when it can."""
+    import tf2onnx
+    from tf2onnx import optimizer, tf_loader, tfonnx
+    from tf2onnx.graph import Graph
+
+    version = getattr(tf2onnx, "__version__", "?")
+    if not any(version == t or version.startswith(t + ".") for t in TESTED):
+        return f"tf2onnx {version} is not a tested version ({', '.join(TESTED)})"
+    needed = {Graph: ("extract_sub_graph_nodes", "replace_all_inputs", "reset_nodes", "get_node_by_output"),
+              tf_loader: ("from_function", "fix_freezing_errors_part2", "inputs_without_resource", "tf_optimize",
+                          "tf_session"),
+              tfonnx: ("process_tf_graph",), optimizer: ("optimize_graph",),
+              tf2onnx.convert: ("tensor_names_from_structed",)}
+    missing = [f"{getattr(owner, '__name__', owner)}.{name}" for owner, names in needed.items() for name in names
+               if not hasattr(owner, name)]
+    return f"tf2onnx {version} lacks {', '.join(missing)}" if missing else None
+
+
+def convert(function, signature: Sequence, *, opset: int, captured: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The ONNX model of the ``tf.function`` ``function`` for ``signature``; the plain tensors the function captured
+    are put in ``captured`` by their graph input name (tf2onnx makes them graph inputs that nobody feeds). TensorFlow
+    ops tf2onnx cannot convert go through :data:`CUSTOM_OPS`.
+
+    Runs under :data:`~bnport.adapters.swaps.EXPORT_LOCK` whichever path it takes.
+    """
+    import tensorflow as tf
+
+    with EXPORT_LOCK:
+        concrete = function.get_concrete_function(*signature)
+        captured.update({internal.name: external.numpy() for external, internal in concrete.graph.captures
+                         if external.dtype != tf.resource})
+        if not FAST or probe() is not None:
+            import tf2onnx
+
+            model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset,
+                                                     custom_op_handlers=dict(CUSTOM_OPS))
+            return model
+        with Swap("tf2onnx", replacements()) as swap:
+            model = _convert_fast(concrete, opset)
+        swap.check()
+        return model
+
+
+def _convert_fast(concrete, opset: int) -> onnx.ModelProto:
+    """``tf2onnx.convert.from_function``'s steps, from tf2onnx's public pieces, without optimizers or freezing."""
+    import tensorflow as tf
+    from tf2onnx import optimizer, tf_loader, tfonnx
+    from tf2onnx.convert import tensor_names_from_structed
+
+    inputs = [t.name for t in concrete.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
+    renames = tensor_names_from_structed(concrete, inputs, outputs)
+    with tf.device("/cpu:0"):
+        graph_def = _graph_def_without_freezing(concrete, inputs, outputs)
+        if graph_def is None:
+            graph_def = tf_loader.from_function(concrete, inputs, outputs)
+        with tf.Graph().as_default() as tf_graph:
+            tf.import_graph_def(graph_def, name="")
+            g = tfonnx.process_tf_graph(tf_graph, continue_on_error=True, opset=opset,
+                                        custom_op_handlers=dict(CUSTOM_OPS), input_names=inputs,
+                                        output_names=outputs, tensors_to_rename=renames)
+            g = optimizer.optimize_graph(g, catch_errors=True, optimizers={})
+            return g.make_model(f"converted from {concrete.name}")
+
+
+def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str]):
+    """The graph tf2onnx's loader would return, when freezing has nothing to do; else None.
+
+    Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines called
+    functions, rebuilding the whole graph to do so (about 1.4 s for a tapped ResNet-50). bnport's exports feed the
+    weights as inputs: when the function captures no variable and calls no other function, its graph already is
+    what freezing returns, and the rest of tf2onnx's loading runs unchanged on it. Plain tensors it captured stay
+    placeholders either way.
+    """
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+
+    if any(external.dtype == tf.resource for external, _ in concrete.graph.captures):
+        return None
+    graph_def = concrete.graph.as_graph_def(add_shapes=True)
+    if graph_def.library.function:
+        return None
+    graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
+    with tf.Graph().as_default() as tf_graph, tf_loader.tf_session(graph=tf_graph) as sess:
+        tf.import_graph_def(graph_def, name="")
+        inputs = tf_loader.inputs_without_resource(sess, inputs)
+        return tf_loader.tf_optimize(inputs, outputs, graph_def)
+
+
+def _erfc(ctx, node, name, args) -> None:
+    """TensorFlow's ``Erfc`` (Keras's exact GELU on the TensorFlow backend: ConvNeXt), which tf2onnx 1.17 does not
+    convert, as ONNX ``1 - Erf(x)``: the same value, with an absolute error of a float32 rounding of 1."""
+    from tf2onnx import utils
+
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=name)
+    one = ctx.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype=dtype))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
+#: TensorFlow ops tf2onnx cannot convert, with bnport's conversion (tf2onnx's public ``custom_op_handlers``)
+CUSTOM_OPS = {"Erfc": (_erfc, [])}
+
+
+def _reset_nodes_with_a_set(reset: Callable) -> Callable:
+    """``Graph.reset_nodes``, its check that each graph input is among ``ops`` made with a set.
+
+    The original tests ``n not in ops`` (a list) for every graph input: inputs times nodes comparisons per call,
+    and tf2onnx resets the graph after each of its 27 rewriters and each sort, while bnport's graphs have an input
+    per weight (606 for DenseNet-121). The same check runs here on a set; when it fails the original runs and
+    raises its own error; otherwise the original runs with the graph's input list emptied for the call (so its own
+    check has nothing to do) and put back, whatever happens.
+    """
+
+    def reset_nodes(self, ops):
+        inputs = self.inputs
+        present = {id(op) for op in ops}
+        if any(id(n) not in present for n in inputs):
+            return reset(self, ops)
+        self.inputs = []
+        try:
+            return reset(self, ops)
+        finally:
+            self.inputs = inputs
+
+    return reset_nodes
+
+
+def _replace_all_inputs_indexed(replace: Callable) -> Callable:
+    """``Graph.replace_all_inputs``, through the consumer index when it is handed the whole graph.
+
+    Given ``ops=graph.get_nodes()`` (as ``Graph.__init__`` does once per graph output, to put an Identity behind it)
+    it checks every node; the nodes it can change are those reading ``old_input``, which the graph's
+    ``_output_to_consumers`` index lists (tf2onnx's own path when ``ops`` is None). Graphs with subgraphs (control
+    flow) keep the original behaviour.
+    """
+
+    def replace_all_inputs(self, old_input, new_input, ops=None):
+        if ops is not None and ops is self._nodes and not self.contained_graphs and not self._input_to_graph:
+            ops = None
+        return replace(self, old_input, new_input, ops=ops)
+
+    return replace_all_inputs
+
+
+def _extract_sub_graph_nodes_once(extract: Callable) -> Callable:
+    """``Graph.extract_sub_graph_nodes`` in one walk from all outputs, instead of one walk per output whose sets are
+    then united: the same set of nodes, linear instead of quadratic for a tapped model with a hundred outputs
+    (ResNet-50 with 107 taps)."""
+
+    def extract_sub_graph_nodes(self, outputs_name, input_checker=None, remove_unused_inputs=True):
+        outputs = list(outputs_name)
+        if not remove_unused_inputs:
+            outputs += [inp.output[0] for inp in self.inputs]
+        seen: set = set()
+        stack = []
+
+        def visit(node) -> None:
+            if node and node not in seen and not (input_checker and input_checker(node) is False):
+                seen.add(node)
+                stack.append(node)
+
+        for output in outputs:
+            visit(self.get_node_by_output(output, search_in_parent_graphs=False))
+            while stack:
+                top = stack.pop()
+                for input_id in list(top.input) + list(top.get_implicit_inputs()):
+                    visit(self.get_node_by_output(input_id, search_in_parent_graphs=False))
+        return list(seen)
+
+    return extract_sub_graph_nodes
+
+
+def replacements() -> tuple[Replacement, ...]:
+    from tf2onnx.graph import Graph
+
+    return (Replacement(Graph, "extract_sub_graph_nodes", _extract_sub_graph_nodes_once),
+            Replacement(Graph, "replace_all_inputs", _replace_all_inputs_indexed),
+            Replacement(Graph, "reset_nodes", _reset_nodes_with_a_set))
+

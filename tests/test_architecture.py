@@ -1,0 +1,145 @@
+"""The house rules, checked on the source: what each folder may import, no import circles, small modules, every
+third-party private reached only through a compat module, and the public API table."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bnport"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+FRAMEWORKS = ("torch", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "jax")
+
+
+def _name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, *, top_level_only: bool) -> set[str]:
+    """The modules ``path`` imports (absolute names), at module level only or anywhere."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.If) and top_level_only:  # `if TYPE_CHECKING:` imports never run
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _in_fresh_interpreter(modules: list[str]) -> list[str]:
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            f"print(sorted(f for f in {FRAMEWORKS!r} if f in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return eval(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("folder, allowed", [("core", ()), ("io", ()), ("reports", ()), ("cli", ()),
+                                             ("onnxcheck", ("onnx", "onnxruntime"))])
+def test_a_folder_imports_only_the_frameworks_it_is_named_for(folder, allowed):
+    modules = [_name(p) for p in MODULES if p.relative_to(PACKAGE).parts[0] == folder]
+    assert modules
+    assert set(_in_fresh_interpreter(modules)) <= set(allowed)
+
+
+def test_no_import_circles_between_bnports_modules():
+    known = {_name(p): p for p in MODULES}
+    edges = {}
+    for name, path in known.items():
+        targets = set()
+        for imported in _imports(path, top_level_only=True):
+            while imported and imported not in known:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and imported != "bnport":
+                targets.add(imported)
+        edges[name] = targets
+    circles = []
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for target in sorted(edges[node]):
+            if state.get(target) == 1:
+                circles.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert circles == []
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in MODULES if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}
+
+
+def test_no_name_directly_under_bnport_is_a_public_function():
+    import bnport
+
+    functions = {n for n in bnport.__all__ if n[0].islower() and not n.startswith("_")}
+    names = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    assert names & functions == set()
+
+
+#: attribute names and modules private to a library bnport depends on; reached only from the compat modules
+PRIVATE = ("_inbound_nodes", "_outbound_nodes", "_keras_history", "_nodes_by_depth", "_run_through_graph",
+           "_standardize_inputs", "_flatten_layers", "_call_context_args", "_save_state", "_get_optimizers",
+           "_foreach_copy_", "_convert_data_format")
+COMPAT = {"bnport.adapters.keras.compat.keras", "bnport.adapters.keras.compat.tf2onnx",
+          "bnport.adapters.torch.compat"}
+
+
+def test_third_party_privates_are_reached_only_through_the_compat_modules():
+    offenders = []
+    for path in MODULES:
+        name = _name(path)
+        if name in COMPAT:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+                offenders.append(f"{name}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.Constant) and node.value in PRIVATE:
+                offenders.append(f"{name}:{node.lineno} '{node.value}'")
+        offenders += [f"{name} imports {m}" for m in _imports(path, top_level_only=False)
+                      if m.startswith("keras.src") or m.startswith("tf2onnx.")]
+    assert offenders == []
+
+
+def test_every_name_of_the_public_api_table_resolves_to_what_its_module_defines():
+    import bnport
+
+    assert bnport.__all__ == sorted(set(bnport._EAGER) | set(bnport._LAZY))
+    for name, module in bnport._LAZY.items():
+        assert getattr(bnport, name) is getattr(importlib.import_module(module), name), name
+    for name in ("port", "verify", "convert", "from_torch", "to_keras", "check_layer", "explain", "plan",
+                 "inspect", "ConvertReport", "Row", "VerifyReport", "PortReport", "PatchError"):
+        assert name in bnport.__all__
+    from bnport.testing import assert_ported
+
+    assert callable(assert_ported)
+
+
+def test_the_console_script_and_the_report_schema_keep_their_names():
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    module, _, function = project["scripts"]["bnport"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
+    from bnport.reports import writers
+
+    assert Path(writers.SCHEMA_PATH).name in {p.name for p in (PACKAGE / "schemas").glob("*.json")}

@@ -1,0 +1,121 @@
+"""The compat modules: the pinned libraries have every private part bnport uses, and each public fallback gives what
+the private path gives (run here by hiding the private part)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from models import keras_model, sample
+
+from bnport.adapters.keras import export as keras_export
+from bnport.adapters.keras import files as keras_files
+from bnport.adapters.keras.compat import keras as keras_compat
+from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+from bnport.adapters.torch import compat as torch_compat
+from bnport.errors import UnsupportedLayerError
+from bnport.onnxcheck import session as runtime
+
+
+def test_the_pinned_libraries_have_every_private_part_bnport_uses():
+    assert keras_compat.probe() is None
+    assert tf2onnx_compat.probe() is None
+    assert torch_compat.probe() is None
+
+
+def _block(keras):
+    class Block(keras.layers.Layer):  # a composite layer: sublayers held as attributes, one in a list
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(4, 3, padding="same")
+            self.norms = [keras.layers.BatchNormalization(), keras.layers.BatchNormalization()]
+
+        def call(self, x):
+            return self.norms[1](self.norms[0](self.conv(x)))
+
+    inner = keras.Sequential([keras.Input((8, 8, 3)), Block(), keras.layers.ReLU()], name="inner")
+    x = keras.Input((8, 8, 3))
+    return keras.Model(x, keras.layers.Dense(2)(inner(x)))
+
+
+class _Hidden:
+    """A layer seen without Keras's private ``_flatten_layers``: the public fallback walks it."""
+
+    def __init__(self, layer):
+        self.layers = getattr(layer, "layers", [])
+        self.__dict__.update({k: v for k, v in vars(layer).items() if not k.startswith("_")})
+
+
+def test_flatten_layers_public_fallback_finds_what_keras_finds(keras):
+    model = _block(keras)
+    def named(layers):  # input layers aside: Keras lists a Sequential's own, whose .layers does not
+        return {layer.name for layer in layers if not isinstance(layer, keras.layers.InputLayer)}
+
+    private = named(model._flatten_layers(include_self=False))
+    public = named(keras_compat.flatten_layers(_Hidden(model)))
+    assert public == private and len(private) == 7  # inner, Block, Conv2D, 2 BatchNorm, ReLU, Dense
+
+
+def test_training_argument_public_fallback_agrees_with_kerass_record(keras):
+    x, y = keras.Input((4,)), keras.Input((4,))
+    out = keras.layers.Dropout(0.5)(keras.layers.Dense(4)(keras.ops.add(x, y)))
+    operations = [node.operation for node in keras_compat.nodes(keras.Function([x, y], out))
+                  if node.operation is not None]
+    assert {type(op).__name__ for op in operations} >= {"Add", "Dense", "Dropout"}
+
+    for op in operations:
+        if isinstance(op, keras.layers.Layer):
+            hidden = type("Hidden", (keras.layers.Layer,), {"call": op.call})  # a layer without the record
+            seen_without = keras_compat.takes_training(hidden.__new__(hidden))
+        else:
+            seen_without = keras_compat.takes_training(type("Hidden", (), {"call": op.call})())
+        assert keras_compat.takes_training(op) is seen_without, type(op).__name__
+
+
+def test_a_missing_node_list_is_a_clear_error_naming_it_and_the_keras_version(keras):
+    class Bare:
+        name = "odd"
+
+    with pytest.raises(UnsupportedLayerError, match=rf"Keras {keras.__version__}: Bare 'odd' has no "
+                                                    r"Operation\._inbound_nodes, which bnport needs"):
+        keras_compat.inbound_nodes(Bare())
+
+
+def test_the_weights_file_is_the_same_through_kerass_public_save(tmp_path, monkeypatch, keras):
+    net = keras_model("resnet")
+    keras_files.save(net, tmp_path / "private.weights.h5")
+    monkeypatch.setattr(keras_files, "_weights_store", lambda: None)
+    keras_files.save(net, tmp_path / "public.weights.h5")
+
+    def contents(path):
+        out = {}
+        with h5py.File(path) as f:
+            f.visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes())
+                         if isinstance(obj, h5py.Dataset) else None)
+        return out
+
+    private, public = contents(tmp_path / "private.weights.h5"), contents(tmp_path / "public.weights.h5")
+    assert private.keys() == public.keys() and len(private) > 10
+    assert all(private[k] == public[k] for k in private)
+
+
+def test_keras_convolution_fallback_exports_the_same_graph_numbers(monkeypatch):
+    k = keras_model("resnet")
+    x = np.ascontiguousarray(np.moveaxis(sample("resnet"), 1, -1))
+    keras_export._CACHE.clear()
+    first = keras_export.export_keras(k, x.shape)
+    monkeypatch.setattr(keras_compat, "_tf_nn", lambda: None)  # a Keras without the function bnport replaces
+    keras_export._CACHE.clear()
+    second = keras_export.export_keras(k, x.shape)
+    for a, b in zip(runtime.run(first.model, first.feeds(x)), runtime.run(second.model, second.feeds(x)),
+                    strict=True):
+        assert np.array_equal(a, b)  # an ungrouped convolution: Keras's own conv traces the same op
+
+
+def test_torch_copies_without_foreach_give_the_same_tensors(torch):
+    sources = [torch.randn(3, 4).t(), torch.randn(5), torch.randn(2, 3, 4)[:, 1]]
+    fast = [torch.empty(s.shape) for s in sources]
+    slow = [torch.empty(s.shape) for s in sources]
+    torch_compat.copy_all(fast, sources)
+    torch_compat.copy_all(slow, sources, fast=False)
+    assert all(torch.equal(a, s) and torch.equal(b, s) for a, b, s in zip(fast, slow, sources, strict=True))
