@@ -36,6 +36,9 @@ _LAZY = {
     "explain": "bnport.workflows.explanation",
     "Explanation": "bnport.workflows.explanation",
     "Finding": "bnport.core.findings",
+    # users' own layer pairs
+    "register_pair": "bnport.workflows.registration",
+    "unregister_pair": "bnport.workflows.registration",
     # whole models and files
     "plan": "bnport.workflows.porting",
     "port": "bnport.workflows.porting",
@@ -68,6 +71,7 @@ if TYPE_CHECKING:
     from bnport.workflows.inspection import Entry, inspect
     from bnport.workflows.layer_check import LayerCheck, check_layer
     from bnport.workflows.porting import PortReport, plan, port
+    from bnport.workflows.registration import register_pair, unregister_pair
     from bnport.workflows.verification import Row, VerifyReport, verify
 
 

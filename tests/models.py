@@ -54,3 +54,26 @@ def built_by(reference: str) -> list:
     from bnport.io.factories import load_factory
 
     return load_factory(reference).__globals__["BUILT"]
+
+
+def pinned(*packages: str) -> bool:
+    """Whether the installed versions of ``packages`` are those of scripts/constraints.txt (the main CI leg; the
+    floor leg runs scripts/constraints-floor.txt)."""
+    from importlib.metadata import version
+
+    pins = dict(line.split("==") for line in (FIXTURES.parent / "scripts" / "constraints.txt").read_text().split()
+                if "==" in line)
+    return all(version(p).split("+")[0] == pins.get(p) for p in packages)  # 2.13.0+cpu is 2.13.0
+
+
+def readable_by_this_keras(path) -> bool:
+    """Whether this Keras can read the ``.keras`` archive at ``path``: Keras reads the files older versions wrote,
+    not those of newer ones (a bundled fixture is written by the pinned Keras; the floor leg runs an older one)."""
+    import json
+    import zipfile
+
+    import keras
+
+    with zipfile.ZipFile(path) as archive:
+        written = json.loads(archive.read("metadata.json"))["keras_version"]
+    return tuple(map(int, written.split(".")[:2])) <= tuple(map(int, keras.__version__.split(".")[:2]))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from models import pinned
 
 from bnport.adapters.keras import files as keras_files
 from bnport.errors import CheckpointError
@@ -82,6 +83,8 @@ def test_the_file_is_what_keras_writes_from_a_stateless_scope(tmp_path_factory, 
         assert got[name] == want[name], name
 
 
+@pytest.mark.skipif(not pinned("keras"), reason="off the pinned Keras the public save is taken (the floor leg runs it; "
+                    "tests/test_compat.py forces it on the pinned one)")
 def test_the_pinned_keras_has_what_the_store_relies_on():
     """Off the pinned Keras the save falls back to a stateless scope (slower, same file); here it must not."""
     assert keras_files._weights_store() is not None

@@ -15,26 +15,13 @@ import numpy as np
 from bnport.core.spec import BatchNormSpec
 from bnport.errors import IncompatibleLayerError
 
-#: kind -> what it is on each side
-KINDS = {
-    "conv": "Conv1d/2d/3d (any groups) <-> Conv1D/2D/3D, DepthwiseConv1D/2D",
-    "conv_transpose": "ConvTranspose1d/2d/3d <-> Conv1D/2D/3DTranspose",
-    "dense": "Linear <-> Dense",
-    "layernorm": "LayerNorm <-> LayerNormalization (last axis)",
-    "groupnorm": "GroupNorm <-> GroupNormalization",
-    "embedding": "Embedding <-> Embedding",
-    "prelu": "PReLU <-> PReLU",
-    "scale": "a per-channel scale parameter multiplied in forward (ConvNeXt layer_scale) <-> LayerScale",
-    "batchnorm": "BatchNorm1d/2d/3d, SyncBatchNorm <-> BatchNormalization",
-}
-
 
 @dataclass(frozen=True, eq=False)
 class LayerSpec:
     """One layer's weights in PyTorch's convention, plus the settings that must agree across frameworks.
 
     Attributes:
-        kind: a key of :data:`KINDS`.
+        kind: a kind's name (:mod:`bnport.core.kinds`: built-in, or a user's registered pair).
         arrays: ``weight`` and, when present, ``bias``; may be views of framework memory (read them while
             porting, do not keep them) or, for a destination read for its shapes only, arrays of no memory.
         attrs: settings: ``groups``, ``stride``, ``dilation`` (convolutions), ``epsilon`` (norms),

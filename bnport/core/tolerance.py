@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from bnport.core import kinds
 from bnport.core.graph import Graph
 from bnport.core.layers import LayerSpec
 
@@ -39,7 +40,8 @@ def reduction_length(spec) -> int:
         return int(w.shape[1])
     if spec.kind in ("layernorm", "groupnorm"):
         return int(spec.attrs.get("channels") or 1)
-    return 1
+    pair = kinds.custom(spec.kind)
+    return pair.reduction_length if pair is not None else 1
 
 
 def depths(graph: Graph) -> dict[str, float]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnport.core import layout, model_inputs, tolerance
+from bnport.core import kinds, layout, model_inputs, tolerance
 from bnport.core.compare import Comparison, compare
 from bnport.core.findings import Finding
 from bnport.core.pairing import Pair, Plan
@@ -23,7 +23,6 @@ from bnport.errors import IncompatibleLayerError
 from bnport.onnxcheck import session as runtime
 
 #: kinds whose outputs carry a channel axis that Keras keeps last
-_CHANNEL_KINDS = {"conv", "conv_transpose", "batchnorm", "groupnorm", "prelu"}
 
 
 @dataclass(frozen=True)
@@ -315,7 +314,7 @@ def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torc
     for pair, yt, yk in zip(pairs, t_out, k_out, strict=True):
         name = pair.torch_name
         channels_first_norm = bool(getattr(p.torch_graph.nodes[name].spec, "attrs", {}).get("channels_first"))
-        yk = _to_torch_layout(yk, pair.kind in _CHANNEL_KINDS or channels_first_norm, keras_last, yt.shape)
+        yk = _to_torch_layout(yk, kinds.has_channels(pair.kind) or channels_first_norm, keras_last, yt.shape)
         tol = _tol(depths[name], yt, atol, rtol, units[name])
         found = ()
         if getattr(modules.get(name), "training", False) and pair.kind == "batchnorm":

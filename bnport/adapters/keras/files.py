@@ -62,6 +62,10 @@ def save(model: keras.Model, path: str | Path, values: list[tuple[keras.Variable
     """
     path = Path(path)
     kind = kind_of(path)
+    for variable, value in values or []:  # Keras's own routes would raise their own ValueError
+        if tuple(np.shape(value)) != tuple(variable.shape):
+            raise CheckpointError(f"variable {variable.path}: value of shape {tuple(np.shape(value))} for a "
+                                  f"variable of shape {tuple(variable.shape)}")
     if kind != KERAS_ARCHIVE:
         _check_space(model, path)
     with atomic_path(path, suffix=kind) as tmp, keras_compat.skipsets_cached():

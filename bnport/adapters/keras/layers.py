@@ -9,12 +9,12 @@ import numpy as np
 
 from bnport.adapters.keras import batchnorm as keras_bn
 from bnport.adapters.keras.batchnorm import variable_to_numpy
-from bnport.core import layout
+from bnport.core import kinds, layout
 from bnport.core import padding as pad
 from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.core.layers import check_droppable as _check_droppable
 from bnport.core.spec import BatchNormSpec
-from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
+from bnport.errors import IncompatibleLayerError, SpecError, UnsupportedLayerError
 
 L = keras.layers
 _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
@@ -150,7 +150,58 @@ def _layer_scale(layer, get) -> LayerSpec:
     return LayerSpec("scale", {"weight": gamma}, {"channels": int(gamma.shape[0])})
 
 
+def _variables_by_name(layer) -> dict:
+    """The layer's variables by their own names (``gamma``, not ``block/gamma``)."""
+    out = {}
+    for variable in layer.weights:
+        if variable.name in out:
+            raise UnsupportedLayerError(f"Keras {type(layer).__name__} '{layer.name}' holds two variables named "
+                                        f"'{variable.name}'; a registered pair needs one name per variable")
+        out[variable.name] = variable
+    return out
+
+
+def _call_user(pair: kinds.CustomPair, side: str, arrays: dict, name: str) -> dict:
+    try:
+        out = getattr(pair, side)(dict(arrays))
+        return {k: np.asarray(v) for k, v in dict(out).items()}
+    except Exception as exc:
+        raise SpecError(f"layer '{name}': the {side} function registered for kind '{pair.kind}' failed: "
+                        f"{type(exc).__name__}: {exc}") from exc
+
+
+def _custom_reader(pair: kinds.CustomPair):
+    """A user's registered pair: the layer's variables by name, through the pair's ``to_torch``."""
+    def read(layer, get) -> LayerSpec:
+        values = {n: get(v) for n, v in _variables_by_name(layer).items()}
+        return LayerSpec(pair.kind, _call_user(pair, "to_torch", values, layer.name))
+
+    return read
+
+
+def _prepare_custom(spec: AnySpec, layer, name: str, pair: kinds.CustomPair) -> Write:
+    if getattr(spec, "kind", "batchnorm") != pair.kind:
+        raise IncompatibleLayerError(f"layer '{name}' is a {pair.kind} but the source is a "
+                                     f"{getattr(spec, 'kind', 'batchnorm')}")
+    own, given = _variables_by_name(layer), _call_user(pair, "to_keras", dict(spec.arrays), name)
+    if set(own) != set(given):
+        raise IncompatibleLayerError(
+            f"layer '{name}' ({type(layer).__name__}, kind '{pair.kind}') holds {sorted(own)}, but to_keras gave "
+            f"{sorted(given)}")
+    write = Write(layer)
+    for key, variable in own.items():
+        value = given[key]
+        check_shape(name, key, value.shape, tuple(variable.shape))
+        if value.dtype.name != variable.dtype:
+            raise IncompatibleLayerError(f"layer '{name}': {key} is {variable.dtype} but to_keras gave {value.dtype}")
+        write.values.append((variable, value))
+    return write
+
+
 def _reader(layer):
+    pair = kinds.custom_for(layer, "keras")
+    if pair is not None:
+        return _custom_reader(pair)
     for classes, reader in READERS:
         if isinstance(layer, classes):
             return reader
@@ -215,6 +266,9 @@ def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | 
     ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
     (*spatial, C) without the batch axis; its rows are permuted from PyTorch's (C, *spatial) order.
     """
+    pair = kinds.custom_for(layer, "keras")
+    if pair is not None:
+        return _prepare_custom(spec, layer, name, pair)
     if isinstance(spec, BatchNormSpec):
         settings, values = keras_bn.prepare(spec, layer)
         return Write(layer, settings, values)

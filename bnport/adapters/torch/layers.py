@@ -10,6 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from bnport.adapters.torch import batchnorm as torch_bn
 from bnport.adapters.torch import zoo as torch_zoo
 from bnport.adapters.torch.batchnorm import numpy_to_tensor, tensor_view
+from bnport.core import kinds
 from bnport.core import padding as pad
 from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.core.layers import check_droppable as _check_droppable
@@ -102,9 +103,43 @@ READERS = {
 }
 
 
+def _own_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's own parameters and buffers (not its children's), by name."""
+    return {**{n: b for n, b in module.named_buffers(recurse=False) if b is not None},
+            **dict(module.named_parameters(recurse=False))}
+
+
+def _custom_reader(pair: kinds.CustomPair):
+    """A user's registered pair: the module's own state, by name, is the neutral spec's arrays."""
+    return lambda module: LayerSpec(pair.kind, {n: tensor_view(t) for n, t in _own_state(module).items()})
+
+
+def _prepare_custom(spec: AnySpec, module: nn.Module, name: str, pair: kinds.CustomPair) -> Write:
+    if getattr(spec, "kind", "batchnorm") != pair.kind:
+        raise IncompatibleLayerError(f"layer '{name}' is a {pair.kind} but the source is a "
+                                     f"{getattr(spec, 'kind', 'batchnorm')}")
+    own, given = _own_state(module), dict(spec.arrays)
+    if set(own) != set(given):
+        raise IncompatibleLayerError(
+            f"layer '{name}' ({type(module).__name__}, kind '{pair.kind}') holds {sorted(own)}, but the source's "
+            f"to_torch gave {sorted(given)}")
+    write = Write(module)
+    for key, target in own.items():
+        value = np.asarray(given[key])
+        check_shape(name, key, value.shape, tuple(target.shape))
+        if str(target.dtype)[6:] != value.dtype.name:
+            raise IncompatibleLayerError(
+                f"layer '{name}': {key} is {str(target.dtype)[6:]} but the source gives {value.dtype.name}")
+        write.values.append((target, value))
+    return write
+
+
 def _reader(module: nn.Module):
-    """The reader of the first torch.nn class in ``module``'s MRO that bnport maps, if the module computes what
-    that class computes (:func:`bnport.adapters.torch.zoo.computes_as`); else None."""
+    """The reader of a user's registered pair, or of the first torch.nn class in ``module``'s MRO that bnport maps
+    if the module computes what that class computes (:func:`bnport.adapters.torch.zoo.computes_as`); else None."""
+    pair = kinds.custom_for(module, "torch")
+    if pair is not None:
+        return _custom_reader(pair)
     for base in type(module).__mro__:
         reader = READERS.get(base)
         if reader is not None:
@@ -119,7 +154,8 @@ def supported(module: nn.Module) -> bool:
 
 def derives_from_mapped(module: nn.Module) -> bool:
     """Whether a torch.nn class bnport maps is in ``module``'s MRO (then it is one layer, mapped or not)."""
-    return any(base in READERS or base is _BatchNorm for base in type(module).__mro__)
+    return kinds.custom_for(module, "torch") is not None or any(
+        base in READERS or base is _BatchNorm for base in type(module).__mro__)
 
 
 def why_unsupported(module: nn.Module) -> str:
@@ -156,6 +192,9 @@ def read(module: nn.Module) -> AnySpec:
 
 def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
     """Check that a spec fits ``module`` (kind, shapes, dtypes) and return what writing it sets, writing nothing."""
+    pair = kinds.custom_for(module, "torch")
+    if pair is not None:
+        return _prepare_custom(spec, module, name, pair)
     if isinstance(spec, BatchNormSpec):
         return Write(module, *torch_bn.prepare(spec, module))
     own = read(module)

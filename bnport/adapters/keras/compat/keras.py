@@ -107,14 +107,12 @@ def run_through_graph(fn, x, operation_fn):
 
 
 def takes_training(op) -> bool:
-    """Whether calling ``op`` (a graph node's operation) accepts ``training=``: Keras's call-context record; without
-    it, every Keras ``Layer`` does (``Layer.__call__`` takes it and passes it on where ``call`` wants it) and another
-    operation only if its ``call`` names it."""
+    """Whether ``op`` (a graph node's operation) is to be called with ``training=``: Keras's call-context record
+    (3.15 passes it to every layer, which hands it on where ``call`` wants it; 3.5 records whether ``call`` takes
+    it), else whether ``call`` names it. Every layer whose ``call`` takes ``training`` gets it either way."""
     if hasattr(op, "_call_context_args") or hasattr(op, "_call_has_training_arg"):
         return "training" in getattr(op, "_call_context_args", ()) or bool(getattr(op, "_call_has_training_arg",
                                                                                     False))
-    if isinstance(op, keras.layers.Layer):
-        return True
     try:
         return "training" in inspect.signature(op.call).parameters
     except (TypeError, ValueError, AttributeError):
