@@ -2,6 +2,12 @@
 
 Run: .venv/bin/python scripts/make_fixtures.py   (rewrites fixtures/*.pt, *.safetensors, *.keras, *.h5, hub/)
      .venv/bin/python scripts/make_fixtures.py hub   (only fixtures/hub/)
+     .venv-floor/bin/python scripts/make_fixtures.py keras   (only the .keras archives, with the floor Keras)
+
+Keras reads the ``.keras`` archives older versions wrote, not those of newer ones (a newer Keras adds settings to
+a layer's config that an older one refuses). The bundled archives are therefore written by the oldest Keras
+bnport supports (the floor set, scripts/constraints-floor.txt), so that every supported Keras reads them, the
+demo included; tests/test_architecture.py checks it.
 """
 
 from __future__ import annotations
@@ -50,12 +56,16 @@ def naive_keras_port(net: torch.nn.Module):
     return model
 
 
-def write_architectures(out: Path) -> None:
+def write_architectures(out: Path, *, keras_archives_only: bool = False) -> None:
     """Each small architecture trained-looking in each framework (different seeds), in its own file format."""
     from safetensors.torch import save_file
 
     for i, (name, (torch_file, keras_file)) in enumerate(architectures.FILES.items()):
         torch_factory, keras_factory, shape = architectures.ARCHITECTURES[name]
+        if keras_archives_only:
+            if keras_file.endswith(".keras"):
+                trained.keras_trained(keras_factory(), SEED + 100 + i).save(out / keras_file)
+            continue
         net = trained.torch_trained(torch_factory(), shape, SEED + i)
         state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         if torch_file.endswith(".safetensors"):
@@ -130,6 +140,10 @@ def main() -> None:
     out = ROOT / "fixtures"
     if sys.argv[1:] == ["hub"]:  # only fixtures/hub/ (the other fixtures are left as they are)
         write_hub_forms(out)
+        return
+    if sys.argv[1:] == ["keras"]:  # only the .keras archives (run with the floor Keras: see the module docstring)
+        write_architectures(out, keras_archives_only=True)
+        naive_keras_port(train_bn_layers()).save(out / "bn_layers_naive.keras")
         return
     write_architectures(out)
     write_hub_forms(out)

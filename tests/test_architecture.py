@@ -143,3 +143,17 @@ def test_the_console_script_and_the_report_schema_keep_their_names():
     from bnport.reports import writers
 
     assert Path(writers.SCHEMA_PATH).name in {p.name for p in (PACKAGE / "schemas").glob("*.json")}
+
+
+def test_the_bundled_keras_archives_are_written_by_the_oldest_supported_keras():
+    """Keras reads the archives older versions wrote, not newer ones': written by the floor Keras, every supported
+    Keras (the demo's user's included) reads them (scripts/make_fixtures.py keras, run with the floor set)."""
+    import json
+    import zipfile
+
+    floor = dict(line.split("==") for line in (PACKAGE.parent / "scripts" / "constraints-floor.txt").read_text()
+                 .split() if "==" in line)["keras"]
+    archives = sorted((PACKAGE.parent / "fixtures").glob("*.keras"))
+    assert archives
+    written = {p.name: json.loads(zipfile.ZipFile(p).read("metadata.json"))["keras_version"] for p in archives}
+    assert written == dict.fromkeys(written, floor)
