@@ -157,3 +157,29 @@ def test_the_bundled_keras_archives_are_written_by_the_oldest_supported_keras():
     assert archives
     written = {p.name: json.loads(zipfile.ZipFile(p).read("metadata.json"))["keras_version"] for p in archives}
     assert written == dict.fromkeys(written, floor)
+
+
+def test_both_adapters_offer_every_verb_of_the_protocol():
+    import inspect
+
+    from bnport import adapters
+    from bnport.adapters.base import Adapter
+
+    verbs = {n for n, v in vars(Adapter).items() if callable(v) and not n.startswith("_")}
+    assert {"graph", "prepare", "commit", "values", "load", "destination", "save"} <= verbs
+    for framework in ("torch", "keras"):
+        adapter = adapters.get(framework)
+        assert adapter.framework == framework
+        for verb in verbs:
+            mine, protocol = getattr(type(adapter), verb, None), getattr(Adapter, verb)
+            assert callable(mine), f"{framework} adapter lacks {verb}"
+            assert list(inspect.signature(mine).parameters) == list(inspect.signature(protocol).parameters), verb
+
+
+def test_the_port_and_convert_workflows_do_not_branch_on_direction():
+    for name in ("porting", "conversion"):
+        tree = ast.parse((PACKAGE / "workflows" / f"{name}.py").read_text())
+        compared = [node for node in ast.walk(tree) if isinstance(node, ast.Compare)
+                    and any(isinstance(side, ast.Name) and side.id in ("TORCH", "KERAS", "TO_KERAS", "TO_TORCH")
+                            for side in [node.left, *node.comparators])]
+        assert compared == [], name

@@ -15,8 +15,8 @@ def return_large_blocks() -> bool:
 
     glibc raises its mmap threshold each time a large block is freed, so the per-layer temporaries of a port
     (transposed kernels of up to tens of MiB) end up in a heap that never shrinks. Fixing the threshold keeps
-    the peak memory of a conversion near the two copies of the weights it needs (measured on ResNet-50: 270 ->
-    233 MiB above the frameworks' baseline for a 90 MiB checkpoint). Returns whether it was applied.
+    the peak memory of a conversion near the two copies of the weights it needs (docs/performance.md). Returns
+    whether it was applied.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bnport.core.differences import Difference, differences
+from bnport.core.frameworks import TORCH
 from bnport.core.graph import Graph, Node, labels
 from bnport.core.layers import describe, settings_conflicts, signature
 from bnport.errors import IncompatibleLayerError, UsageError
@@ -33,6 +34,10 @@ class Pair:
     keras_name: str
     kind: str
     how: str  # "structure", "mapping" or "rule"
+
+    def name(self, framework: str) -> str:
+        """The layer's name on that side (``"torch"`` or ``"keras"``)."""
+        return self.torch_name if framework == TORCH else self.keras_name
 
 
 @dataclass
@@ -69,6 +74,18 @@ class Plan:
             out += [f"unsupported PyTorch layer: {n}" for n in self.unsupported_torch]
             out += [f"unsupported Keras layer: {n}" for n in self.unsupported_keras]
         return out
+
+    def graph(self, framework: str) -> Graph | None:
+        """The graph of that side (``"torch"`` or ``"keras"``)."""
+        return self.torch_graph if framework == TORCH else self.keras_graph
+
+    def unmatched(self, framework: str) -> list[str]:
+        """That side's weight-holding layers with no partner."""
+        return self.unmatched_torch if framework == TORCH else self.unmatched_keras
+
+    def unsupported(self, framework: str) -> list[str]:
+        """That side's weight-holding layers bnport has no mapping for."""
+        return self.unsupported_torch if framework == TORCH else self.unsupported_keras
 
     def raise_for_problems(self, *, strict: bool = True) -> None:
         """Raise :class:`PlanError` listing every problem at once (nothing has been written)."""

@@ -9,17 +9,16 @@ epsilon) and notes a different momentum.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bnport import adapters
 from bnport.core.frameworks import KERAS, TORCH
-from bnport.core.pairing import Plan
 from bnport.errors import CheckpointError, UsageError
 from bnport.io.atomic import check_destination
-from bnport.io.formats import KERAS_ARCHIVE, framework_of_file, is_torch_source, keras_kind
+from bnport.io.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
 from bnport.workflows import loading
-from bnport.workflows.porting import PortReport, Prepared, commit, prepared
+from bnport.workflows.porting import PortReport, commit, prepared
 
 
 @dataclass
@@ -70,87 +69,50 @@ def convert(
     device, and the ported values go straight to the file.
     """
     src, dst = Path(src), Path(dst)
-    direction = (framework_of_file(src), framework_of_file(dst))
-    if direction[0] == direction[1]:
-        raise UsageError(f"{src} and {dst} are both {direction[0]} files; bnport converts between frameworks")
+    source, destination = adapters.get(framework_of_file(src)), adapters.get(framework_of_file(dst))
+    if source is destination:
+        raise UsageError(f"{src} and {dst} are both {source.framework} files; bnport converts between frameworks")
     check_destination(dst, force=force, sources=(src,))
-    if not (src.is_file() or (direction[0] == TORCH and is_torch_source(src))):
+    if not source.readable(src):
         raise CheckpointError(f"checkpoint not found: {src}")
-    if direction[0] == TORCH and keras_model is None:
-        raise UsageError("converting to Keras needs --keras-model (a factory or a .keras file)")
-    if direction[0] == KERAS and keras_model is None and keras_kind(src) != KERAS_ARCHIVE:
-        raise UsageError(f"{src} holds weights only; give the Keras model with --keras-model")
-    framework = direction[1]
-    given = not loading.is_reference(keras_model if framework == KERAS else torch_model)  # the caller's own
-    with (loading.keras_destination(keras_model) if framework == KERAS
-          else nullcontext(loading.torch_destination(torch_model))) as target:
+    models = {TORCH: torch_model, KERAS: keras_model}
+    for side, is_source in ((source, True), (destination, False)):
+        why = side.needs(models[side.framework], src, source=is_source)
+        if why:
+            raise UsageError(why)
+    reference = models[destination.framework]
+    given = not loading.is_reference(reference)  # the caller's own model object
+    with destination.destination(reference) as target:
         read_notes: list[str] = []
-        if framework == KERAS:
-            source = loading.torch_model(torch_model, src, key=checkpoint_key, notes=read_notes)
-        else:
-            source = loading.keras_model(str(src)) if keras_model is None else loading.keras_model(keras_model, src)
-        ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
+        model = source.load(models[source.framework], src, key=checkpoint_key, notes=read_notes)
+        ready = prepared(model, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
         report = ConvertReport(src, dst, ready.report, list(read_notes))
-        _check_settings_survive(report, dst, _defined_settings(ready.report.plan, framework), framework)
-        values = _written(ready, framework, target, in_place=given)
-        if values is None and framework == TORCH and not given:  # the port leaves some state dict entry unset
-            if loading.on_meta(target):  # with no value to keep: build the model for real, and port again
-                target = loading.torch_model(torch_model)
-                ready = prepared(source, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
-                report = ConvertReport(src, dst, ready.report, report.notes)
-            values = _written(ready, framework, target, in_place=True)
+        defined = {name: destination.settings(node.layer)
+                   for name, node in ready.report.plan.graph(destination.framework).nodes.items()}
+        _check_settings_survive(report, dst, defined, source, destination)
+        values = None if given else destination.values(ready.writes, target, early=ready.early)
+        if values is None and not given and destination.holds_no_values(target):
+            target = destination.load(reference, None)  # the port leaves an entry unset: build it for real
+            ready = prepared(model, target, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
+            report = ConvertReport(src, dst, ready.report, report.notes)
+        if values is None:  # into the model itself: the caller's, or one the port does not fill
+            commit(ready)
         report.port.plan = None  # the plan holds the source model: let it go before the save allocates
-        del source, ready
-        _save(target, dst, framework, values)
+        del model, ready
+        destination.save(target, dst, values)
     return report
 
 
-def _written(ready: Prepared, framework: str, target, *, in_place: bool) -> list | dict | None:
-    """What the save needs once the port is done. Into a model the caller gave: the writes done, None. Otherwise
-    the model is left as it is (it may have no values of its own: :mod:`bnport.adapters.keras.hollow`, PyTorch's
-    ``meta`` device): Keras, each variable with its value; PyTorch, the state dict, or None (nothing written) if the
-    port does not fill it."""
-    if in_place:
-        commit(ready)
-        return None
-    if framework == KERAS:
-        from bnport.adapters.keras import writes as keras_writes
-
-        return keras_writes.values(ready.writes, early=ready.early)
-    from bnport.adapters.torch import layers as torch_layers
-
-    return torch_layers.state_after(ready.writes, target)
-
-
-def _defined_settings(plan: Plan, framework: str) -> dict[str, dict]:
-    """Each destination layer's settings as the model definition made them (epsilon, momentum): read before
-    the writes change them."""
-    if framework == TORCH:
-        from bnport.adapters.torch import layers as side
-
-        graph = plan.torch_graph
-    else:
-        from bnport.adapters.keras import layers as side
-
-        graph = plan.keras_graph
-    return {name: side.settings(node.layer) for name, node in graph.nodes.items()}
-
-
-def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str, dict], target: str) -> None:
+def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str, dict], source, destination) -> None:
     """Refuse a weights-only destination whose model definition has another epsilon than the source (before any
-    write: a model the caller gave is left as it was)."""
+    write: a model the caller gave is left as it was). ``defined``: each destination layer's settings as the model
+    definition made them; ``source``, ``destination``: the two adapters."""
     if keras_kind(dst) == KERAS_ARCHIVE:
         return  # the archive stores each layer's configuration
-    from bnport.adapters.keras import layers as keras_layers
-    from bnport.adapters.torch import layers as torch_layers
-
     plan = report.port.plan
-    if target == TORCH:  # the source's settings, in the same terms (epsilon; momentum in PyTorch's convention)
-        pairs = [(p.torch_name, keras_layers.settings(plan.keras_graph.nodes[p.keras_name].layer))
-                 for p in report.port.pairs]
-    else:
-        pairs = [(p.keras_name, torch_layers.settings(plan.torch_graph.nodes[p.torch_name].layer))
-                 for p in report.port.pairs]
+    graph = plan.graph(source.framework)  # the source's settings, in the same terms (momentum: PyTorch's)
+    pairs = [(p.name(destination.framework), source.settings(graph.nodes[p.name(source.framework)].layer))
+             for p in report.port.pairs]
     errors = []
     for name, have in pairs:
         want = defined.get(name, {})
@@ -167,14 +129,3 @@ def _check_settings_survive(report: ConvertReport, dst: Path, defined: dict[str,
             + "\n  ".join(errors)
             + "\nFix the model definition, or (Keras) write a .keras file, which keeps each layer's settings."
         )
-
-
-def _save(model, dst: Path, framework: str, values: list | dict | None) -> None:
-    if framework == TORCH:
-        from bnport.adapters.torch import files as torch_files
-
-        torch_files.write_state_dict(model.state_dict() if values is None else values, dst)
-    else:
-        from bnport.adapters.keras import files as keras_files
-
-        keras_files.save(model, dst, values)

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bnport import adapters
 from bnport.core import health
-from bnport.core.frameworks import TORCH, framework_of, torch_and_keras
-from bnport.core.graph import Graph
+from bnport.core.frameworks import KERAS, TORCH, framework_of, torch_and_keras
 from bnport.core.layers import ROUNDING, Write, cast, cast_is_exact, dtype_of, tensors_of
 from bnport.core.pairing import Pair, Plan, match
 from bnport.errors import SpecError
@@ -17,7 +17,6 @@ from bnport.errors import SpecError
 if TYPE_CHECKING:
     from bnport.adapters.torch.early_kernels import EarlyKernels
 
-TO_KERAS, TO_TORCH = "PyTorch -> Keras", "Keras -> PyTorch"
 
 
 def plan(src_model, dst_model, mapping: object = None) -> Plan:
@@ -38,14 +37,9 @@ def plan(src_model, dst_model, mapping: object = None) -> Plan:
 
 def _plan(a, b, mapping: object, *, source_first: bool) -> Plan:
     """:func:`plan`; ``source_first=False`` compares two given models, neither being the source."""
-    from bnport.adapters.keras import graph as keras_graph
-    from bnport.adapters.torch import graph as torch_graph
-
-    torch_model, keras_model = torch_and_keras(a, b)
-    keras_is_destination = keras_model is b  # read the destination's shapes, not its values
-    source = (TORCH if torch_model is a else "keras") if source_first else None
-    return match(torch_graph.graph(torch_model), keras_graph.graph(keras_model, hollow=keras_is_destination),
-                 mapping, source=source)
+    torch_and_keras(a, b)  # one of each, or a UsageError
+    graphs = {framework_of(m): adapters.of(m).graph(m, hollow=m is b) for m in (a, b)}  # b: shapes, not values
+    return match(graphs[TORCH], graphs[KERAS], mapping, source=framework_of(a) if source_first else None)
 
 
 @dataclass
@@ -109,14 +103,7 @@ def port(
 
 def commit(ready: Prepared) -> None:
     """Write what :func:`prepared` checked into the destination model, through its framework's adapter."""
-    if ready.report.direction == TO_KERAS:
-        from bnport.adapters.keras import writes as keras_writes
-
-        keras_writes.commit(ready.writes, early=ready.early)
-    else:
-        from bnport.adapters.torch import layers as torch_layers
-
-        torch_layers.commit(ready.writes)
+    adapters.get(ready.destination).commit(ready.writes, early=ready.early)
 
 
 @dataclass
@@ -126,6 +113,7 @@ class Prepared:
 
     report: PortReport
     writes: list[Write]
+    destination: str
     early: EarlyKernels | None = None
 
 
@@ -134,7 +122,7 @@ def prepared(
     progress: bool = False,
 ) -> Prepared:
     """:func:`port` up to, not including, the writes."""
-    early = _early_kernels(src_model, dst_model)  # copying on a worker while the graphs are traced
+    early = adapters.of(src_model).early_copies(src_model, adapters.of(dst_model).framework)  # while tracing
     try:
         return _prepared(early, src_model, dst_model, mapping, strict, allow_bad_stats, progress)
     except BaseException:
@@ -146,56 +134,33 @@ def prepared(
 def _prepared(early, src_model, dst_model, mapping, strict: bool, allow_bad_stats: bool, progress: bool) -> Prepared:
     p = plan(src_model, dst_model, mapping)
     p.raise_for_problems(strict=strict)
-    to_keras = framework_of(src_model) == TORCH
-    tg, kg = p.torch_graph, p.keras_graph
-    report = PortReport(TO_KERAS if to_keras else TO_TORCH, plan=p)
-    report.unmatched_src = p.unmatched_torch if to_keras else p.unmatched_keras
-    report.unmatched_dst = p.unmatched_keras if to_keras else p.unmatched_torch
-    report.unsupported_src = p.unsupported_torch if to_keras else p.unsupported_keras
-    report.unsupported_dst = p.unsupported_keras if to_keras else p.unsupported_torch
+    src, dst = adapters.of(src_model), adapters.of(dst_model)
+    report = PortReport(f"{src.display} -> {dst.display}", plan=p)
+    report.unmatched_src, report.unmatched_dst = p.unmatched(src.framework), p.unmatched(dst.framework)
+    report.unsupported_src, report.unsupported_dst = p.unsupported(src.framework), p.unsupported(dst.framework)
     report.differences = [f"{d.torch_name} <-> {d.keras_name}: {d}" for d in p.differences]
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
         checked = None
         if not allow_bad_stats:  # numpy reads only: on a worker while the writes are prepared
-            checked = pool.submit(_refuse_bad_numbers, p.pairs, tg if to_keras else kg, to_keras)
-        writes = _prepare(report, p, to_keras, progress)
+            checked = pool.submit(_refuse_bad_numbers, p, src.framework)
+        writes = _prepare(report, p, src.framework, dst, progress)
         if checked is not None:
             checked.result()
-    return Prepared(report, writes, early)
+    return Prepared(report, writes, dst.framework, early)
 
 
-def _early_kernels(src_model, dst_model) -> EarlyKernels | None:
-    if framework_of(src_model) != TORCH or framework_of(dst_model) == TORCH:
-        return None
-    import keras
-
-    if keras.backend.backend() != "tensorflow":  # the copies are handed to TensorFlow
-        return None
-    from bnport.adapters.torch.early_kernels import EarlyKernels
-
-    return EarlyKernels(src_model)
-
-
-def _prepare(report: PortReport, p: Plan, to_keras: bool, progress: bool) -> list:
+def _prepare(report: PortReport, p: Plan, source: str, dst: adapters.Adapter, progress: bool) -> list:
     """Every layer's checked write, committed once all have passed: an error leaves the destination as it was."""
-    from bnport.adapters.keras import layers as keras_layers
-    from bnport.adapters.torch import layers as torch_layers
-
-    tg, kg = p.torch_graph, p.keras_graph
+    sg, dg = p.graph(source), p.graph(dst.framework)
     writes = []
     casts: dict[tuple[str, str], int] = {}
     for pair in _progress(p.pairs, progress):
-        t, k = tg.nodes[pair.torch_name], kg.nodes[pair.keras_name]
-        spec = _in_destination_dtype((t if to_keras else k).spec, (k if to_keras else t).spec, casts)
-        if to_keras:
-            writes.append(keras_layers.prepare(spec, k.layer, k.name, flatten_from=k.flatten_from))
-        else:
-            writes.append(torch_layers.prepare(spec, t.layer, t.name))
-        source = (t if to_keras else k).spec
-        arrays = tensors_of(source)
-        note = getattr(source, "attrs", {}).get("note")
+        s, d = sg.nodes[pair.name(source)], dg.nodes[pair.name(dst.framework)]
+        writes.append(dst.prepare(_in_destination_dtype(s.spec, d.spec, casts), d))
+        arrays = tensors_of(s.spec)
+        note = getattr(s.spec, "attrs", {}).get("note")
         if note:
-            report.notes.append(f"{(t if to_keras else k).name}: {note}")
+            report.notes.append(f"{s.name}: {note}")
         report.pairs.append(pair)
         report.tensors += len(arrays)
         report.bytes += sum(a.nbytes for a in arrays.values())
@@ -215,11 +180,12 @@ def _in_destination_dtype(spec, destination, casts: dict[tuple[str, str], int]):
     return cast(spec, want)
 
 
-def _refuse_bad_numbers(pairs: list[Pair], source: Graph, to_keras: bool) -> None:
+def _refuse_bad_numbers(p: Plan, source: str) -> None:
     bad = []
-    for pair in pairs:
-        name = pair.torch_name if to_keras else pair.keras_name
-        bad += [f"{name}: {p}" for p in health.problems(source.nodes[name].spec)]
+    graph = p.graph(source)
+    for pair in p.pairs:
+        name = pair.name(source)
+        bad += [f"{name}: {problem}" for problem in health.problems(graph.nodes[name].spec)]
     if bad:
         raise SpecError(
             "the source holds impossible numbers (a crashed or diverged training run?); nothing was written:\n  "

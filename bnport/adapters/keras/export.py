@@ -49,13 +49,13 @@ def input_names(count: int) -> list[str]:
 
 
 #: architecture key -> exported graph; a graph depends on the architecture and settings, not on the weights.
-#: The most recent CACHE_SIZE graphs are kept (a ResNet-50 graph without its weights is 0.2 MB).
+#: The most recent CACHE_SIZE graphs are kept (a graph without its weights is small: docs/performance.md).
 _CACHE: OrderedDict[str, onnx.ModelProto] = OrderedDict()
 CACHE_SIZE = 16
 
 
 #: tf.function's autograph for the exported function: off, as Keras's own TensorFlow export traces (a functional
-#: model cannot branch on tensors in Python); 0.2 s of the 1.1 s trace of a tapped ResNet-50, same graph (tested)
+#: model cannot branch on tensors in Python); the same graph (tested), traced faster
 AUTOGRAPH = False
 
 
@@ -108,10 +108,11 @@ def export_keras(
     through a ``keras.StatelessScope`` mapping each variable to its input. The graph then depends only on the
     architecture and its settings (epsilon, momentum, padding: all part of the Keras config), so it is cached by
     a hash of the config, the taps and the input shape, and a second verify of the same architecture with other
-    weights skips the export. No 90 MB of constants pass through tf2onnx either; its graph optimizers, which only
-    tidy transposes that ONNX Runtime's own optimizer removes anyway, are skipped (same outputs within 2e-7,
-    same onnxruntime time). A model whose layers compute with tensors that are not variables (a ``Normalization``
-    layer's mean and variance) has them frozen into its graph as constants and is not cached.
+    weights skips the export. No weights pass through tf2onnx as constants either; its graph optimizers, which only
+    tidy transposes that ONNX Runtime's own optimizer removes anyway, are skipped (same outputs within float32
+    rounding, same onnxruntime time: docs/performance.md). A model whose layers compute with tensors that are not
+    variables (a ``Normalization`` layer's mean and variance) has them frozen into its graph as constants and is not
+    cached.
     """
     variables = call.variables if isinstance(call, Tapped) else (
         tuple(call.trainable_variables) + tuple(call.non_trainable_variables))

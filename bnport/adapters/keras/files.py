@@ -122,8 +122,8 @@ def _save_weights(model: keras.Model, path: Path, values: list, store_type: type
     Keras's saver walks the model and hands each variable to its HDF5 store; bnport's store (a subclass of
     Keras's) writes the given array, or the variable's own memory, straight to the file. Keras's store copies each
     value twice on the way (``np.array`` of a variable reads a copy, then copies it), and the stateless-scope
-    route for given values once more (to a tensor on entering the scope): 0.05-0.25 s of a ResNet-50 save. Same
-    groups, datasets and attributes (tested).
+    route for given values once more (to a tensor on entering the scope; docs/performance.md). Same groups,
+    datasets and attributes (tested).
     """
     if not model.built:
         raise CheckpointError(f"Keras model '{model.name}' is not built: it has no weights to save yet")

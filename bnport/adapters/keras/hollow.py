@@ -1,7 +1,7 @@
 """Keras models built with shapes but no values, for a conversion that gives every variable its value.
 
-Building a model draws an initial value for every variable: for keras.applications' ResNet50 that is about
-0.8 s of its 1.2 s build, and 90 MiB, all overwritten by the conversion. Inside
+Building a model draws an initial value for every variable, most of the build's time and memory
+(docs/performance.md), all overwritten by the conversion. Inside
 ``keras.StatelessScope(initialize_variables=False)`` Keras creates each variable with its shape, dtype and
 initializer but no memory (it uses such variables for shape inference); :mod:`bnport.adapters.keras.files` then saves
 the model with the ported values given to another stateless scope, so they never pass through the variables.

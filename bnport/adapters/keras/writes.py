@@ -157,10 +157,9 @@ def _adoptable(value: np.ndarray):
 def _tf_variable(variable: keras.Variable):
     """The TensorFlow variable behind a Keras one (None off TensorFlow, or in a scope that swaps values).
 
-    Keras's own ``assign`` converts, casts and checks the shape at about 0.3 ms a call, TensorFlow's variable's
-    ``assign`` about 0.13 ms; bnport has checked shape and dtype in
-    :func:`bnport.adapters.keras.layers.prepare`, so it runs TensorFlow's assignment op on the variable's handle
-    directly (about 0.05 ms; the op checks the shape again).
+    Keras's own ``assign`` converts, casts and checks the shape again on every call; bnport has checked shape and
+    dtype in :func:`bnport.adapters.keras.layers.prepare`, so it runs TensorFlow's assignment op on the variable's
+    handle directly (the op checks the shape again; timings in docs/performance.md).
     """
     if keras.backend.backend() != "tensorflow":
         return None

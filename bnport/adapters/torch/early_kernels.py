@@ -1,7 +1,7 @@
 """PyTorch kernels transposed into Keras's layout while a port is still tracing the two graphs.
 
-Tracing (torch.fx, the Keras walk) and pairing are Python holding the GIL, about 55 ms for ResNet-50; the
-transposes are memory-bound copies, about as long, that need no Python once started. So before planning, a
+Tracing (torch.fx, the Keras walk) and pairing are Python holding the GIL; the transposes are memory-bound
+copies of about the same duration (docs/performance.md) that need no Python once started. So before planning, a
 port into Keras guesses the layout each convolution and Linear weight will take (a plain Conv1D/2D/3D or Dense:
 spatial axes, then in, then out) and copies them all in one PyTorch call (``torch._foreach_copy_``, through
 :func:`bnport.adapters.torch.compat.copy_all`, releases the GIL for the whole list) on a worker thread. When the

@@ -1,6 +1,7 @@
 """Export a PyTorch module to ONNX with the legacy (TorchScript) exporter, BatchNorm nodes kept.
 
-The legacy exporter takes 0.05-0.25 s on small nets where the dynamo exporter takes seconds, and with
+The legacy exporter is an order of magnitude faster than the dynamo exporter on bnport's models
+(docs/performance.md), and with
 ``do_constant_folding=False`` it keeps every BatchNormalization node instead of folding it into the conv
 before it, which a per-layer comparison needs.
 """

@@ -171,7 +171,8 @@ def holds_weights(module: nn.Module) -> bool:
     """Whether the module itself (not its children) owns parameters or buffers.
 
     Read from the module's own ``_parameters`` and ``_buffers`` dicts (what ``parameters(recurse=False)`` walks):
-    it is asked of every module call while tracing, and the public generator costs about 0.1 ms a call.
+    it is asked of every module call while tracing, where the public generator costs more than the rest of the
+    check (docs/performance.md).
     """
     own = getattr(module, "_parameters", None), getattr(module, "_buffers", None)
     if own[0] is None or own[1] is None:  # not the nn.Module layout: the public path

@@ -191,7 +191,8 @@ def memory_of(value: object):
 
 @contextlib.contextmanager
 def skipsets_cached() -> Iterator[None]:
-    """Let Keras's saver find the attribute skip sets it computes (about 0.4 s of a ResNet-50 save).
+    """Let Keras's saver find the attribute skip sets it computes (a measurable part of a save:
+    docs/performance.md).
 
     Keras 3.15.1 caches ``get_attr_skipset`` under ``saving_attr_skipset_<type>`` but looks it up under
     ``saving_attr_skiplist_<type>``, so every layer it saves builds a throwaway ``Layer()`` to list that class's

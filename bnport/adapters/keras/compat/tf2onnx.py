@@ -103,7 +103,7 @@ def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str])
     """The graph tf2onnx's loader would return, when freezing has nothing to do; else None.
 
     Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines called
-    functions, rebuilding the whole graph to do so (about 1.4 s for a tapped ResNet-50). bnport's exports feed the
+    functions, rebuilding the whole graph to do so (docs/performance.md). bnport's exports feed the
     weights as inputs: when the function captures no variable and calls no other function, its graph already is
     what freezing returns, and the rest of tf2onnx's loading runs unchanged on it. Plain tensors it captured stay
     placeholders either way.
@@ -143,8 +143,8 @@ def _reset_nodes_with_a_set(reset: Callable) -> Callable:
     """``Graph.reset_nodes``, its check that each graph input is among ``ops`` made with a set.
 
     The original tests ``n not in ops`` (a list) for every graph input: inputs times nodes comparisons per call,
-    and tf2onnx resets the graph after each of its 27 rewriters and each sort, while bnport's graphs have an input
-    per weight (606 for DenseNet-121). The same check runs here on a set; when it fails the original runs and
+    and tf2onnx resets the graph after each of its rewriters and each sort, while bnport's graphs have an input
+    per weight. The same check runs here on a set; when it fails the original runs and
     raises its own error; otherwise the original runs with the graph's input list emptied for the call (so its own
     check has nothing to do) and put back, whatever happens.
     """
@@ -182,8 +182,7 @@ def _replace_all_inputs_indexed(replace: Callable) -> Callable:
 
 def _extract_sub_graph_nodes_once(extract: Callable) -> Callable:
     """``Graph.extract_sub_graph_nodes`` in one walk from all outputs, instead of one walk per output whose sets are
-    then united: the same set of nodes, linear instead of quadratic for a tapped model with a hundred outputs
-    (ResNet-50 with 107 taps)."""
+    then united: the same set of nodes, linear instead of quadratic for a tapped model with a hundred outputs."""
 
     def extract_sub_graph_nodes(self, outputs_name, input_checker=None, remove_unused_inputs=True):
         outputs = list(outputs_name)

@@ -1,0 +1,75 @@
+"""The Keras side of the adapter protocol (:class:`bnport.adapters.base.Adapter`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bnport.core.frameworks import KERAS
+from bnport.core.graph import Graph, Node
+from bnport.core.layers import AnySpec, Write
+from bnport.io.formats import KERAS_ARCHIVE, keras_kind
+
+
+class KerasAdapter:
+    framework = KERAS
+    display = "Keras"
+
+    def graph(self, model, *, hollow: bool = False) -> Graph:
+        from bnport.adapters.keras import graph
+
+        return graph.graph(model, hollow=hollow)
+
+    def prepare(self, spec: AnySpec, node: Node) -> Write:
+        from bnport.adapters.keras import layers
+
+        return layers.prepare(spec, node.layer, node.name, flatten_from=node.flatten_from)
+
+    def commit(self, writes: list[Write], *, early=None) -> None:
+        from bnport.adapters.keras import writes as keras_writes
+
+        keras_writes.commit(writes, early=early)
+
+    def values(self, writes: list[Write], model, *, early=None):
+        from bnport.adapters.keras import writes as keras_writes
+
+        return keras_writes.values(writes, early=early)
+
+    def settings(self, layer) -> dict[str, object]:
+        from bnport.adapters.keras import layers
+
+        return layers.settings(layer)
+
+    def load(self, model, weights: Path | None, *, key: str | None = None, notes: list[str] | None = None):
+        from bnport.workflows import loading
+
+        if model is None:  # the .keras file holds the model itself
+            return loading.keras_model(str(weights))
+        return loading.keras_model(model, weights)
+
+    def destination(self, model):
+        from bnport.workflows import loading
+
+        return loading.keras_destination(model)
+
+    def holds_no_values(self, model) -> bool:
+        return False  # a hollow Keras model is saved from values() always
+
+    def save(self, model, path: Path, values) -> None:
+        from bnport.adapters.keras import files
+
+        files.save(model, path, values)
+
+    def readable(self, path: Path) -> bool:
+        return path.is_file()
+
+    def early_copies(self, model, into: str):
+        return None
+
+    def needs(self, model, src: Path, *, source: bool) -> str | None:
+        if model is not None:
+            return None
+        if not source:
+            return "converting to Keras needs --keras-model (a factory or a .keras file)"
+        if keras_kind(src) != KERAS_ARCHIVE:
+            return f"{src} holds weights only; give the Keras model with --keras-model"
+        return None

@@ -1,0 +1,77 @@
+"""The PyTorch side of the adapter protocol (:class:`bnport.adapters.base.Adapter`)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+from bnport.core.frameworks import KERAS, TORCH
+from bnport.core.graph import Graph, Node
+from bnport.core.layers import AnySpec, Write
+
+
+class TorchAdapter:
+    framework = TORCH
+    display = "PyTorch"
+
+    def graph(self, model, *, hollow: bool = False) -> Graph:
+        from bnport.adapters.torch import graph
+
+        return graph.graph(model)  # a module's shapes cost nothing to read: hollow or not, the same graph
+
+    def prepare(self, spec: AnySpec, node: Node) -> Write:
+        from bnport.adapters.torch import layers
+
+        return layers.prepare(spec, node.layer, node.name)
+
+    def commit(self, writes: list[Write], *, early=None) -> None:
+        from bnport.adapters.torch import layers
+
+        layers.commit(writes)
+
+    def values(self, writes: list[Write], model, *, early=None):
+        from bnport.adapters.torch import layers
+
+        return layers.state_after(writes, model)
+
+    def settings(self, layer) -> dict[str, object]:
+        from bnport.adapters.torch import layers
+
+        return layers.settings(layer)
+
+    def load(self, model, weights: Path | None, *, key: str | None = None, notes: list[str] | None = None):
+        from bnport.workflows import loading
+
+        return loading.torch_model(model, weights, key=key, notes=notes)
+
+    def destination(self, model):
+        from bnport.workflows import loading
+
+        return nullcontext(loading.torch_destination(model))
+
+    def holds_no_values(self, model) -> bool:
+        from bnport.workflows import loading
+
+        return loading.on_meta(model)
+
+    def save(self, model, path: Path, values) -> None:
+        from bnport.adapters.torch import files
+
+        files.write_state_dict(model.state_dict() if values is None else values, path)
+
+    def readable(self, path: Path) -> bool:
+        from bnport.io.formats import is_torch_source
+
+        return path.is_file() or is_torch_source(path)
+
+    def early_copies(self, model, into: str):
+        keras = sys.modules.get("keras")
+        if into != KERAS or keras is None or keras.backend.backend() != "tensorflow":  # handed to TensorFlow
+            return None
+        from bnport.adapters.torch.early_kernels import EarlyKernels
+
+        return EarlyKernels(model)
+
+    def needs(self, model, src: Path, *, source: bool) -> str | None:
+        return None if model is not None else "converting needs the PyTorch model (--torch-model, a factory)"
