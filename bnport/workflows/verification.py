@@ -325,13 +325,28 @@ def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torc
     return rows
 
 
+def _output_has_channels(p: Plan, index: int) -> bool:
+    """Whether model output ``index`` has a channel axis, which Keras keeps last: unless every weight-holding layer
+    feeding it gives outputs laid out the same in both frameworks (an Embedding, a Dense, a LayerNorm over the last
+    axis), an image-shaped output is taken to be channels-last in Keras."""
+    def feeding(graph):
+        slots = graph.outputs
+        return [graph.nodes[n] for n in (slots[index] if index < len(slots) else ()) if n in graph.nodes]
+
+    keras_side, torch_side = feeding(p.keras_graph), feeding(p.torch_graph)
+    if not keras_side:
+        return True
+    return any(kinds.has_channels(getattr(node.spec, "kind", "batchnorm")) for node in keras_side) or any(
+        getattr(node.spec, "attrs", {}).get("channels_first") for node in torch_side)
+
+
 def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol, unit: float) -> list[Row]:
     if len(t_out) != len(k_out):
         raise IncompatibleLayerError(f"the PyTorch model has {len(t_out)} outputs and the Keras model {len(k_out)}")
     depth = tolerance.output_depth(p.torch_graph)
     rows = []
     for i, (yt, yk) in enumerate(zip(t_out, k_out, strict=True)):
-        yk = _to_torch_layout(yk, True, keras_last, yt.shape)  # an image-shaped output is channels-last in Keras
+        yk = _to_torch_layout(yk, _output_has_channels(p, i), keras_last, yt.shape)
         tol = _tol(depth, yt, atol, rtol, unit)
         rows.append(Row(f"output {i}", f"output {i}", "output", compare(f"output {i}", yk, yt, tol), tol))
     return rows
