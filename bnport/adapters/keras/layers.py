@@ -11,7 +11,7 @@ from bnport.adapters.keras import batchnorm as keras_bn
 from bnport.adapters.keras.batchnorm import variable_to_numpy
 from bnport.core import kinds, layout
 from bnport.core import padding as pad
-from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape
+from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape, custom_write
 from bnport.core.layers import check_droppable as _check_droppable
 from bnport.core.spec import BatchNormSpec
 from bnport.errors import IncompatibleLayerError, SpecError, UnsupportedLayerError
@@ -180,22 +180,9 @@ def _custom_reader(pair: kinds.CustomPair):
 
 
 def _prepare_custom(spec: AnySpec, layer, name: str, pair: kinds.CustomPair) -> Write:
-    if getattr(spec, "kind", "batchnorm") != pair.kind:
-        raise IncompatibleLayerError(f"layer '{name}' is a {pair.kind} but the source is a "
-                                     f"{getattr(spec, 'kind', 'batchnorm')}")
-    own, given = _variables_by_name(layer), _call_user(pair, "to_keras", dict(spec.arrays), name)
-    if set(own) != set(given):
-        raise IncompatibleLayerError(
-            f"layer '{name}' ({type(layer).__name__}, kind '{pair.kind}') holds {sorted(own)}, but to_keras gave "
-            f"{sorted(given)}")
-    write = Write(layer)
-    for key, variable in own.items():
-        value = given[key]
-        check_shape(name, key, value.shape, tuple(variable.shape))
-        if value.dtype.name != variable.dtype:
-            raise IncompatibleLayerError(f"layer '{name}': {key} is {variable.dtype} but to_keras gave {value.dtype}")
-        write.values.append((variable, value))
-    return write
+    holds = {n: (v, tuple(v.shape), str(v.dtype)) for n, v in _variables_by_name(layer).items()}
+    given = _call_user(pair, "to_keras", dict(spec.arrays), name) if isinstance(spec, LayerSpec) else {}
+    return custom_write(spec, pair.kind, name, layer, holds, given, "to_keras")
 
 
 def _reader(layer):

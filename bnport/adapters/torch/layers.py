@@ -12,7 +12,7 @@ from bnport.adapters.torch import zoo as torch_zoo
 from bnport.adapters.torch.batchnorm import numpy_to_tensor, tensor_view
 from bnport.core import kinds
 from bnport.core import padding as pad
-from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape
+from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape, custom_write
 from bnport.core.layers import check_droppable as _check_droppable
 from bnport.core.spec import BatchNormSpec
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
@@ -115,23 +115,9 @@ def _custom_reader(pair: kinds.CustomPair):
 
 
 def _prepare_custom(spec: AnySpec, module: nn.Module, name: str, pair: kinds.CustomPair) -> Write:
-    if getattr(spec, "kind", "batchnorm") != pair.kind:
-        raise IncompatibleLayerError(f"layer '{name}' is a {pair.kind} but the source is a "
-                                     f"{getattr(spec, 'kind', 'batchnorm')}")
-    own, given = _own_state(module), dict(spec.arrays)
-    if set(own) != set(given):
-        raise IncompatibleLayerError(
-            f"layer '{name}' ({type(module).__name__}, kind '{pair.kind}') holds {sorted(own)}, but the source's "
-            f"to_torch gave {sorted(given)}")
-    write = Write(module)
-    for key, target in own.items():
-        value = np.asarray(given[key])
-        check_shape(name, key, value.shape, tuple(target.shape))
-        if str(target.dtype)[6:] != value.dtype.name:
-            raise IncompatibleLayerError(
-                f"layer '{name}': {key} is {str(target.dtype)[6:]} but the source gives {value.dtype.name}")
-        write.values.append((target, value))
-    return write
+    holds = {n: (t, tuple(t.shape), str(t.dtype)[6:]) for n, t in _own_state(module).items()}
+    given = dict(spec.arrays) if isinstance(spec, LayerSpec) else {}
+    return custom_write(spec, pair.kind, name, module, holds, given, "the source's to_torch")
 
 
 def _reader(module: nn.Module):
