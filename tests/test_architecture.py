@@ -98,7 +98,8 @@ def test_no_name_directly_under_bnport_is_a_public_function():
 #: attribute names and modules private to a library bnport depends on; reached only from the compat modules
 PRIVATE = ("_inbound_nodes", "_outbound_nodes", "_keras_history", "_nodes_by_depth", "_run_through_graph",
            "_standardize_inputs", "_flatten_layers", "_call_context_args", "_save_state", "_get_optimizers",
-           "_foreach_copy_", "_convert_data_format")
+           "_foreach_copy_", "_convert_data_format", "_h5_entry_initialized", "_h5_entry_path", "_h5_entry_group",
+           "_create_h5_group")
 COMPAT = {"bnport.adapters.keras.compat.keras", "bnport.adapters.keras.compat.tf2onnx",
           "bnport.adapters.torch.compat"}
 

@@ -124,3 +124,10 @@ def test_torch_copies_without_foreach_give_the_same_tensors(torch):
     torch_compat.copy_all(fast, sources)
     torch_compat.copy_all(slow, sources, fast=False)
     assert all(torch.equal(a, s) and torch.equal(b, s) for a, b, s in zip(fast, slow, sources, strict=True))
+
+
+def test_a_store_without_kerass_entry_parts_is_left_to_kerass_own_write():
+    class Store:  # what a Keras whose HDF5 store keeps its entries otherwise would hand over
+        pass
+
+    assert keras_compat.write_array(Store(), "vars/0", np.zeros(3, "float32")) is False

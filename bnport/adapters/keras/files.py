@@ -162,8 +162,7 @@ def _weights_store() -> type | None:
             if dtype == "bfloat16" or array.dtype != np.dtype(dtype):  # as Keras would have converted it
                 super().__setitem__(key, keras.ops.convert_to_tensor(given, dtype=variable.dtype))
                 return
-            if not self._h5_entry_initialized:
-                self._create_h5_group(self._h5_entry_path)
-            self._h5_entry_group[key] = array  # what Keras's store does with the array it would have made
+            if not keras_compat.write_array(self, key, array):  # this Keras's store differs: its own way
+                super().__setitem__(key, keras.ops.convert_to_tensor(given, dtype=variable.dtype))
 
     return WeightsStore

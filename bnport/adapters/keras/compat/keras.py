@@ -183,6 +183,20 @@ def weights_store() -> type | None:
     return base
 
 
+def write_array(store, key: str, array) -> bool:
+    """What Keras's HDF5 store does with the array it would have made from a variable (the entry's group made on
+    first write, the array stored under ``key``), given the array itself; False, writing nothing, when this Keras's
+    store lacks the parts (the caller then hands Keras's own ``__setitem__`` a tensor)."""
+    try:
+        initialized, path = store._h5_entry_initialized, store._h5_entry_path
+    except AttributeError:
+        return False
+    if not initialized:
+        store._create_h5_group(path)
+    store._h5_entry_group[key] = array
+    return True
+
+
 def memory_of(value: object):
     """A TensorFlow-backed Keras variable's current value as a tensor sharing its memory, else None."""
     own = getattr(value, "_value", None) if isinstance(value, keras.Variable) else None
