@@ -9,11 +9,33 @@ implementation lives in ``bnport/adapters/<framework>/adapter.py`` and is the on
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from bnport.core.graph import Graph, Node
 from bnport.core.layers import AnySpec, Write
+
+
+@dataclass
+class Tapped:
+    """A model that also returns what chosen layers computed: ``model`` (the framework's object, ready to export),
+    how many of its outputs are its own (they come first), the layers tapped (their outputs follow, in this order)
+    and the layers that could not be tapped, with why."""
+
+    model: object
+    finals: int
+    names: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Exported:
+    """An ONNX graph and the onnxruntime feeds that run it on the given inputs (weights included where the graph
+    takes them as inputs); its outputs are the tapped model's, in order."""
+
+    model: object  # onnx.ModelProto
+    feeds: dict
 
 
 class Adapter(Protocol):
@@ -32,6 +54,16 @@ class Adapter(Protocol):
 
     def commit(self, writes: list[Write], *, early: object = None) -> None:
         """Do the checked writes (``early``: kernels already copied into this side's layout, or None)."""
+
+    def tap(self, model: object, names: list[str], activations: dict[str, str | None] | None = None,
+            notes: list[str] | None = None) -> Tapped:
+        """``model`` returning, after its own outputs, the outputs of the named layers (``activations``: layer name ->
+        a Keras activation to apply to that layer's output before it is returned, or None), computing in float32
+        (a copy, said in ``notes``, where the model holds or computes another precision)."""
+
+    def export(self, tapped: Tapped, inputs: list, *, name: str = "") -> Exported:
+        """The tapped model in inference mode as ONNX, for ``inputs`` (this framework's layout; the batch axis stays
+        open)."""
 
     def values(self, writes: list[Write], model: object, *, early: object = None) -> object | None:
         """What a save of ``model`` needs once ``writes`` are done, without doing them (``model`` may hold no values

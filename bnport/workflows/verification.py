@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bnport import adapters
 from bnport.core import kinds, layout, model_inputs, tolerance
 from bnport.core.compare import Comparison, compare
 from bnport.core.findings import Finding
@@ -148,13 +149,12 @@ def verify(
     2**-24, or the rounding of float16 (2**-11) or bfloat16 (2**-8) where a model holds or computes in it (verify
     computes in float32 either way, said in ``VerifyReport.notes``).
     """
-    from bnport.adapters.keras import export as keras_export
-    from bnport.adapters.keras import taps as keras_taps
     from bnport.adapters.torch import export as torch_export
-    from bnport.core.frameworks import torch_and_keras
+    from bnport.core.frameworks import KERAS, TORCH, torch_and_keras
     from bnport.workflows.porting import _plan
 
     torch_model, keras_model = torch_and_keras(torch_model, keras_model)
+    torch_side, keras_side = adapters.get(TORCH), adapters.get(KERAS)
     p = _plan(torch_model, keras_model, mapping, source_first=False)
     if p.ambiguous:  # conflicts and differences are diagnosed where the outputs part; a guess is never made
         p.raise_for_problems(strict=False)
@@ -164,10 +164,6 @@ def verify(
     clock: dict[str, float] = {}
     wanted = p.pairs if per_layer else []
     notes: list[str] = []
-    computed = keras_export.float32_copy(keras_model)
-    if computed is not keras_model:
-        notes.append("the Keras model holds or computes in half precision: verified as a float32 copy (the values as "
-                     "they are, computed in float32)")
     skipped: dict[str, str] = {}
     activations = {pair.torch_name: p.keras_graph.nodes[pair.keras_name].activation for pair in wanted}
     for pair in wanted:
@@ -175,30 +171,22 @@ def verify(
         if act and not torch_export.supports_activation(act):
             skipped[pair.keras_name] = (f"the Keras layer applies activation '{act}' inside itself, which bnport "
                                         "cannot apply to the PyTorch layer's output to compare them")
-    k_tapped = keras_taps.tapped(computed, [x.keras_name for x in wanted if x.keras_name not in skipped])
-    k_finals = k_tapped.finals
+    k_tapped = keras_side.tap(keras_model, [x.keras_name for x in wanted if x.keras_name not in skipped], notes=notes)
     skipped.update(k_tapped.skipped)
     pairs = [pair for pair in wanted if pair.keras_name not in skipped]
-    names = [pair.torch_name for pair in pairs]
     began = start = time.perf_counter()
-    t_tapped, t_finals = torch_export.with_taps(torch_model, names, activations)
-    t_tapped = _in_float32(t_tapped, notes)
-    large = torch_export.is_large(t_tapped)  # over ONNX's 2 GiB: the weights are fed, not stored in the graph
-    t_onnx = torch_export.export_torch(t_tapped, xs.torch, output_names=_names(t_finals, len(names)),
-                                       weights_as_inputs=large)
-    t_feeds = dict(zip(torch_export.input_names(len(xs.torch)), xs.torch, strict=True))
-    if large:
-        t_feeds.update(torch_export.weight_feeds(t_tapped, t_onnx, len(xs.torch)))
+    t_tapped = torch_side.tap(torch_model, [pair.torch_name for pair in pairs], activations, notes=notes)
+    t_onnx = torch_side.export(t_tapped, xs.torch)
     clock["export_torch"] = time.perf_counter() - start
     # onnxruntime releases the GIL: the PyTorch graph runs on a worker while the Keras export (Python) goes on
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-onnxruntime") as pool:
-        torch_run = pool.submit(_timed, runtime.run, t_onnx, t_feeds)
+        torch_run = pool.submit(_timed, runtime.run, t_onnx.model, t_onnx.feeds)
         start = time.perf_counter()
-        k_onnx = keras_export.export_keras(k_tapped, [x.shape for x in xs.keras], [x.dtype.name for x in xs.keras],
-                                           name=keras_model.name)
+        k_onnx = keras_side.export(k_tapped, list(xs.keras), name=keras_model.name)
         clock["export_keras"] = time.perf_counter() - start
-        k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds(list(xs.keras)))
+        k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds)
         t_out, torch_seconds = torch_run.result()
+    t_finals, k_finals = t_tapped.finals, k_tapped.finals
     clock["onnxruntime"] = torch_seconds + keras_seconds
     clock["total"] = time.perf_counter() - began
     units = {pair.torch_name: _unit(p, pair) for pair in p.pairs}
@@ -231,10 +219,6 @@ def _unpaired(p: Plan) -> list[str]:
 def _timed(fn, *args):
     start = time.perf_counter()
     return fn(*args), time.perf_counter() - start
-
-
-def _names(finals: int, taps: int) -> list[str]:
-    return [f"output_{i}" for i in range(finals)] + [f"tap_{i}" for i in range(taps)]
 
 
 def _input_specs(keras_model) -> list[model_inputs.InputSpec]:
@@ -272,20 +256,6 @@ def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool,
     if like is not None and y.shape != like and [d for d in y.shape if d != 1] == [d for d in like if d != 1]:
         y = y.reshape(like)
     return y
-
-
-def _in_float32(model, notes: list[str]):
-    """``model``, or a float32 copy of it when it holds another floating dtype: verify computes in float32."""
-    import copy
-
-    import torch
-
-    dtypes = {str(t.dtype)[6:] for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
-    if dtypes <= {"float32"}:
-        return model
-    notes.append(f"the PyTorch model holds {', '.join(sorted(dtypes))}: verified as a float32 copy (the values as "
-                 "they are, computed in float32)")
-    return copy.deepcopy(model).to(torch.float32)
 
 
 #: relative rounding of each floating dtype, the unit of its tolerance

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bnport.adapters.base import Exported, Tapped
 from bnport.core.frameworks import KERAS
 from bnport.core.graph import Graph, Node
 from bnport.core.layers import AnySpec, Write
@@ -28,6 +29,23 @@ class KerasAdapter:
         from bnport.adapters.keras import writes as keras_writes
 
         keras_writes.commit(writes, early=early)
+
+    def tap(self, model, names: list[str], activations=None, notes: list[str] | None = None) -> Tapped:
+        from bnport.adapters.keras import export, taps
+
+        computed = export.float32_copy(model)
+        if computed is not model and notes is not None:
+            notes.append("the Keras model holds or computes in half precision: verified as a float32 copy (the "
+                         "values as they are, computed in float32)")
+        tapped = taps.tapped(computed, names)
+        return Tapped(tapped, tapped.finals, tapped.taps, dict(tapped.skipped))
+
+    def export(self, tapped: Tapped, inputs: list, *, name: str = "") -> Exported:
+        from bnport.adapters.keras import export
+
+        exported = export.export_keras(tapped.model, [x.shape for x in inputs], [x.dtype.name for x in inputs],
+                                       name=name or "keras")
+        return Exported(exported.model, exported.feeds(list(inputs)))
 
     def values(self, writes: list[Write], model, *, early=None):
         from bnport.adapters.keras import writes as keras_writes

@@ -6,6 +6,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+from bnport.adapters.base import Exported, Tapped
 from bnport.core.frameworks import KERAS, TORCH
 from bnport.core.graph import Graph, Node
 from bnport.core.layers import AnySpec, Write
@@ -29,6 +30,24 @@ class TorchAdapter:
         from bnport.adapters.torch import layers
 
         layers.commit(writes)
+
+    def tap(self, model, names: list[str], activations=None, notes: list[str] | None = None) -> Tapped:
+        from bnport.adapters.torch import export
+
+        tapped, finals = export.with_taps(model, names, activations)
+        return Tapped(export.float32_copy(tapped, notes if notes is not None else []), finals, tuple(names))
+
+    def export(self, tapped: Tapped, inputs: list, *, name: str = "") -> Exported:
+        from bnport.adapters.torch import export
+
+        module = tapped.model
+        large = export.is_large(module)  # over ONNX's 2 GiB: the weights are fed, not stored in the graph
+        outputs = [f"output_{i}" for i in range(tapped.finals)] + [f"tap_{i}" for i in range(len(tapped.names))]
+        model = export.export_torch(module, inputs, output_names=outputs, weights_as_inputs=large)
+        feeds = dict(zip(export.input_names(len(inputs)), inputs, strict=True))
+        if large:
+            feeds.update(export.weight_feeds(module, model, len(inputs)))
+        return Exported(model, feeds)
 
     def values(self, writes: list[Write], model, *, early=None):
         from bnport.adapters.torch import layers
@@ -75,3 +94,4 @@ class TorchAdapter:
 
     def needs(self, model, src: Path, *, source: bool) -> str | None:
         return None if model is not None else "converting needs the PyTorch model (--torch-model, a factory)"
+

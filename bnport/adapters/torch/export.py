@@ -77,6 +77,19 @@ def export_torch(
     return onnx.load_from_string(buffer.getvalue())
 
 
+def float32_copy(model: torch.nn.Module, notes: list[str]) -> torch.nn.Module:
+    """``model``, or a float32 copy of it when it holds another floating dtype (verify computes in float32), said in
+    ``notes``."""
+    import copy
+
+    dtypes = {str(t.dtype)[6:] for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    if dtypes <= {"float32"}:
+        return model
+    notes.append(f"the PyTorch model holds {', '.join(sorted(dtypes))}: verified as a float32 copy (the values as "
+                 "they are, computed in float32)")
+    return copy.deepcopy(model).to(torch.float32)
+
+
 def is_large(module: torch.nn.Module) -> bool:
     """Whether ``module``'s parameters and buffers exceed :data:`LARGE` bytes."""
     tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}.values()
