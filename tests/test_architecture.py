@@ -184,3 +184,20 @@ def test_the_port_and_convert_workflows_do_not_branch_on_direction():
                     and any(isinstance(side, ast.Name) and side.id in ("TORCH", "KERAS", "TO_KERAS", "TO_TORCH")
                             for side in [node.left, *node.comparators])]
         assert compared == [], name
+
+
+def test_each_built_in_kind_is_one_module_declaring_it_and_both_sides():
+    from bnport.adapters import kinds as kind_defs
+    from bnport.core import kinds
+
+    definitions = kind_defs.definitions()
+    assert [d.name for d in definitions] == list(kind_defs.MODULES)
+    assert set(kinds.BUILT_IN) == set(kind_defs.MODULES)
+    for d in definitions:
+        if d.name == "batchnorm":  # its own spec and modules (adapters/*/batchnorm.py)
+            continue
+        assert d.torch_read and d.keras_read and d.keras_targets, d.name
+        assert d.keras_classes() or d.keras_match, d.name
+        assert d.torch_classes(), d.name
+    names = {p.stem for p in (PACKAGE / "adapters" / "kinds").glob("*.py")} - {"__init__"}
+    assert names == set(kind_defs.MODULES)

@@ -58,3 +58,29 @@ def test_a_weightless_norm_with_another_epsilon_is_caught_at_the_outputs():
     (dense,) = report.rows
     assert dense.kind == "dense" and dense.comparison.max_abs <= dense.tolerance
     assert report.first_divergence.kind == "output"
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_instancenorm_is_a_groupnorm_with_a_channel_per_group(rank, direction):
+    import keras
+
+    t = nn.Sequential(getattr(nn, f"Conv{rank}d")(3, 4, 1), getattr(nn, f"InstanceNorm{rank}d")(4, affine=True)).eval()
+    x = keras.Input((*[5] * rank, 3))
+    y = getattr(keras.layers, f"Conv{rank}D")(4, 1)(x)
+    k = keras.Model(x, keras.layers.GroupNormalization(4, epsilon=1e-5)(y))
+    data = np.random.default_rng(1).standard_normal((2, 3, *[5] * rank)).astype("float32")
+    check(t, k, data, direction, products=3 + 5**rank)
+
+
+def test_an_instancenorm_with_running_statistics_is_refused():
+    import keras
+
+    from bnport.errors import UnsupportedLayerError
+
+    t = nn.Sequential(nn.Conv2d(3, 4, 1), nn.InstanceNorm2d(4, affine=True, track_running_stats=True)).eval()
+    x = keras.Input((5, 5, 3))
+    k = keras.Model(x, keras.layers.GroupNormalization(4)(keras.layers.Conv2D(4, 1)(x)))
+    with pytest.raises(UnsupportedLayerError, match=r"InstanceNorm2d with track_running_stats=True normalizes with "
+                                                    "running statistics"):
+        port(t, k)

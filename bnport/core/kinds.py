@@ -1,8 +1,9 @@
 """The layer kinds bnport maps, and users' own pairs (framework-free: classes are held, never imported here).
 
-A kind is what both frameworks agree a layer is: its classes on each side (described here, matched by each
-adapter), whether its output has a channel axis (which the two layouts place differently, so verify moves it), and
-how many products one output element sums (its share of the float32 tolerance, :mod:`bnport.core.tolerance`).
+A kind is what both frameworks agree a layer is: its classes on each side, whether its output has a channel axis
+(which the two layouts place differently, so verify moves it), and how many products one output element sums (its
+share of the float32 tolerance, :mod:`bnport.core.tolerance`). The built-in kinds are declared by their own modules,
+one per kind, in ``bnport/adapters/kinds/`` (which also hold both frameworks' reading and writing of them).
 
 A user's own pair (a custom PyTorch module and a custom Keras layer) is registered with
 :func:`bnport.register_pair`: the two classes and the two functions that map one side's arrays to the other's.
@@ -29,28 +30,25 @@ class Kind:
         name: the kind's name, as reports and findings show it.
         torch: what it is in PyTorch; keras: what it is in Keras (for people reading reports and docs).
         channels: the output has a channel axis (PyTorch's dim 1, Keras's last axis), which verify moves.
+        reduction: spec -> how many products one output element sums (its share of the float32 tolerance);
+            None for one.
     """
 
     name: str
     torch: str
     keras: str
     channels: bool = True
+    reduction: Callable[[object], int] | None = None
 
 
-#: the built-in kinds; the adapters' readers and writers for each live in adapters/<framework>/layers.py and
-#: batchnorm.py, under the same names
-BUILT_IN: dict[str, Kind] = {k.name: k for k in (
-    Kind("conv", "Conv1d/2d/3d (any groups)", "Conv1D/2D/3D, DepthwiseConv1D/2D"),
-    Kind("conv_transpose", "ConvTranspose1d/2d/3d", "Conv1D/2D/3DTranspose"),
-    Kind("dense", "Linear", "Dense", channels=False),
-    Kind("layernorm", "LayerNorm", "LayerNormalization (last axis)", channels=False),
-    Kind("groupnorm", "GroupNorm", "GroupNormalization"),
-    Kind("embedding", "Embedding", "Embedding", channels=False),
-    Kind("prelu", "PReLU", "PReLU"),
-    Kind("scale", "a per-channel scale parameter multiplied in forward (ConvNeXt layer_scale)", "LayerScale",
-         channels=False),
-    Kind("batchnorm", "BatchNorm1d/2d/3d, SyncBatchNorm", "BatchNormalization"),
-)}
+#: the built-in kinds, declared by their modules in ``bnport/adapters/kinds/`` (one module per kind, both sides)
+BUILT_IN: dict[str, Kind] = {}
+
+
+def declare(kind: Kind) -> Kind:
+    """Declare a built-in kind (from its module in ``bnport/adapters/kinds/``)."""
+    BUILT_IN[kind.name] = kind
+    return kind
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,9 @@ class CustomPair:
 
     @property
     def info(self) -> Kind:
-        return Kind(self.kind, self.torch_class.__qualname__, self.keras_class.__qualname__, self.channels)
+        length = self.reduction_length
+        return Kind(self.kind, self.torch_class.__qualname__, self.keras_class.__qualname__, self.channels,
+                    lambda spec: length)
 
 
 _CUSTOM: dict[str, CustomPair] = {}

@@ -31,17 +31,8 @@ def reduction_length(spec) -> int:
     """K: how many products a single output element of the layer sums (1 for per-channel layers)."""
     if not isinstance(spec, LayerSpec):
         return 1
-    w = spec.arrays.get("weight")
-    if spec.kind == "conv" and w is not None:
-        return int(np.prod(w.shape[1:]))
-    if spec.kind == "conv_transpose" and w is not None:
-        return int(w.shape[0] // max(1, spec.attrs.get("groups", 1)) * np.prod(w.shape[2:]))
-    if spec.kind == "dense" and w is not None:
-        return int(w.shape[1])
-    if spec.kind in ("layernorm", "groupnorm"):
-        return int(spec.attrs.get("channels") or 1)
-    pair = kinds.custom(spec.kind)
-    return pair.reduction_length if pair is not None else 1
+    kind = kinds.get(spec.kind)
+    return int(kind.reduction(spec)) if kind is not None and kind.reduction is not None else 1
 
 
 def depths(graph: Graph) -> dict[str, float]:

@@ -39,6 +39,9 @@ def register_pair(
 
     Returns the registered pair. Remove it with :func:`unregister_pair`.
     """
+    from bnport.adapters.kinds import definitions
+
+    definitions()  # the built-in kinds declared, so that a user's pair cannot take one's name
     return kinds.register(kinds.CustomPair(kind, torch_class, keras_class, to_keras, to_torch, channels,
                                            reduction_length))
 

@@ -7,9 +7,10 @@ import functools
 import keras
 import numpy as np
 
+from bnport.adapters import kinds as kind_defs
 from bnport.adapters.keras import batchnorm as keras_bn
 from bnport.adapters.keras.batchnorm import variable_to_numpy
-from bnport.core import kinds, layout
+from bnport.core import kinds
 from bnport.core import padding as pad
 from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape, custom_write
 from bnport.core.layers import check_droppable as _check_droppable
@@ -17,9 +18,9 @@ from bnport.core.spec import BatchNormSpec
 from bnport.errors import IncompatibleLayerError, SpecError, UnsupportedLayerError
 
 L = keras.layers
+kind_defs.definitions()  # every built-in kind declared (bnport/adapters/kinds/)
 _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
 _DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
-_CONV_T = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 
 
 def _hollow(variable) -> np.ndarray:
@@ -30,100 +31,6 @@ def _hollow(variable) -> np.ndarray:
 @functools.lru_cache(maxsize=4096)
 def _hollow_array(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)  # read-only, so one per shape serves every layer
-
-
-def _bias(layer, get) -> dict:
-    return {"bias": get(layer.bias)} if getattr(layer, "bias", None) is not None else {}
-
-
-def _conv_attrs(layer, channels: int, groups: int) -> dict:
-    return {"groups": groups, "stride": tuple(layer.strides), "dilation": tuple(layer.dilation_rate),
-            "padding": layer.padding, "channels": channels, "data_format": layer.data_format}
-
-
-def _conv(layer, get) -> LayerSpec:
-    k = get(layer.kernel)
-    groups = int(getattr(layer, "groups", 1) or 1)
-    channels = k.shape[-2] * groups
-    arrays = {"weight": layout.conv_to_torch(k), **_bias(layer, get)}
-    return LayerSpec("conv", arrays, _conv_attrs(layer, channels, groups))
-
-
-def _depthwise(layer, get) -> LayerSpec:
-    k = get(layer.kernel)
-    channels = k.shape[-2]
-    return LayerSpec("conv", {"weight": layout.depthwise_to_torch(k), **_bias(layer, get)},
-                     _conv_attrs(layer, channels, channels))
-
-
-def _conv_transpose(layer, get) -> LayerSpec:
-    k = get(layer.kernel)
-    attrs = _conv_attrs(layer, k.shape[-1], 1)
-    return LayerSpec("conv_transpose", {"weight": layout.conv_transpose_to_torch(k), **_bias(layer, get)}, attrs)
-
-
-def _dense(layer, get, flatten_from: tuple[int, ...] | None = None) -> LayerSpec:
-    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-        raise UnsupportedLayerError(f"Keras Dense '{layer.name}' is LoRA-enabled or quantized; merge it first")
-    weight = layout.dense_to_torch(get(layer.kernel), flatten_from)
-    return LayerSpec("dense", {"weight": weight, **_bias(layer, get)})
-
-
-def _norm_arrays(layer, get) -> dict:
-    out = {}
-    if layer.scale:
-        out["weight"] = get(layer.gamma)
-    if layer.center and getattr(layer, "beta", None) is not None:
-        out["bias"] = get(layer.beta)
-    return out
-
-
-def _channel_axis_is_last(layer, axis) -> None:
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    ndim = layer.input_spec.ndim if getattr(layer, "input_spec", None) is not None else None
-    if list(axes) not in ([-1], [ndim - 1] if ndim else [-1]):
-        raise UnsupportedLayerError(
-            f"Keras {type(layer).__name__} '{layer.name}' normalizes axis {axis}; bnport maps the last axis only. "
-            f"Received: axis={axis}"
-        )
-
-
-def _layernorm(layer, get) -> LayerSpec:
-    if layer.rms_scaling:
-        raise UnsupportedLayerError(f"Keras LayerNormalization '{layer.name}' uses rms_scaling (RMSNorm)")
-    _channel_axis_is_last(layer, layer.axis)
-    arrays = _norm_arrays(layer, get)
-    channels = int((layer.gamma if layer.scale else layer.beta).shape[0]) if arrays else None
-    return LayerSpec("layernorm", arrays, {"epsilon": float(layer.epsilon), "channels": channels})
-
-
-def _groupnorm(layer, get) -> LayerSpec:
-    _channel_axis_is_last(layer, layer.axis)
-    arrays = _norm_arrays(layer, get)
-    return LayerSpec("groupnorm", arrays, {"epsilon": float(layer.epsilon), "groups": layer.groups,
-                                           "channels": next(iter(arrays.values())).shape[0] if arrays else None})
-
-
-def _prelu_alpha(layer, get) -> np.ndarray:
-    alpha = get(layer.alpha)
-    if sum(d != 1 for d in alpha.shape) > 1:
-        raise UnsupportedLayerError(
-            f"Keras PReLU '{layer.name}' has a per-position alpha of shape {alpha.shape}; PyTorch PReLU has one "
-            "per channel: build it with shared_axes over the spatial axes"
-        )
-    return alpha.reshape(-1)
-
-
-READERS = (
-    (_CONV, _conv),
-    (_DEPTHWISE, _depthwise),
-    (_CONV_T, _conv_transpose),
-    ((L.Dense,), _dense),
-    ((L.LayerNormalization,), _layernorm),
-    ((L.GroupNormalization,), _groupnorm),
-    ((L.Embedding,), lambda layer, get: LayerSpec("embedding", {"weight": get(layer.embeddings)})),
-    ((L.PReLU,), lambda layer, get: LayerSpec("prelu", {"weight": _prelu_alpha(layer, get)})),
-)
 
 
 def _hollow_batchnorm(layer) -> BatchNormSpec:
@@ -137,17 +44,6 @@ def _hollow_batchnorm(layer) -> BatchNormSpec:
     return BatchNormSpec(channels=int(layer.moving_mean.shape[0]), epsilon=float(layer.epsilon),
                          momentum=float(layer.momentum), dtype=arrays["running_mean"].dtype.name,
                          input_ndims=(keras_bn.built_ndim(layer),), **arrays)
-
-
-def _is_layer_scale(layer) -> bool:
-    """keras.applications ConvNeXt's ``LayerScale``: ``x * gamma``, one gamma per channel (last axis)."""
-    return type(layer).__name__ == "LayerScale" and type(layer).__module__.startswith("keras.") and \
-        getattr(getattr(layer, "gamma", None), "ndim", len(getattr(getattr(layer, "gamma", None), "shape", ()))) == 1
-
-
-def _layer_scale(layer, get) -> LayerSpec:
-    gamma = get(layer.gamma)
-    return LayerSpec("scale", {"weight": gamma}, {"channels": int(gamma.shape[0])})
 
 
 def _variables_by_name(layer) -> dict:
@@ -172,7 +68,7 @@ def _call_user(pair: kinds.CustomPair, side: str, arrays: dict, name: str) -> di
 
 def _custom_reader(pair: kinds.CustomPair):
     """A user's registered pair: the layer's variables by name, through the pair's ``to_torch``."""
-    def read(layer, get) -> LayerSpec:
+    def read(layer, get, flatten_from=None) -> LayerSpec:
         values = {n: get(v) for n, v in _variables_by_name(layer).items()}
         return LayerSpec(pair.kind, _call_user(pair, "to_torch", values, layer.name))
 
@@ -189,10 +85,8 @@ def _reader(layer):
     pair = kinds.custom_for(layer, "keras")
     if pair is not None:
         return _custom_reader(pair)
-    for classes, reader in READERS:
-        if isinstance(layer, classes):
-            return reader
-    return _layer_scale if _is_layer_scale(layer) else None
+    definition = kind_defs.keras_definition(layer)
+    return None if definition is None else definition.keras_read
 
 
 def supported(layer) -> bool:
@@ -220,30 +114,11 @@ def read(layer, *, flatten_from: tuple[int, ...] | None = None, hollow: bool = F
     if not layer.built:
         raise IncompatibleLayerError(f"Keras layer '{layer.name}' is not built; build the model first")
     get = _hollow if hollow else variable_to_numpy
-    return _dense(layer, get, flatten_from) if reader is _dense else reader(layer, get)
+    return reader(layer, get, flatten_from)
 
 
 def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np.ndarray | None]]:
-    w, b = spec.arrays.get("weight"), spec.arrays.get("bias")
-    if isinstance(layer, _DEPTHWISE):
-        kernel = None if w is None else layout.depthwise_to_keras(w, int(layer.kernel.shape[-2]))
-        return [("kernel", layer.kernel, kernel), ("bias", layer.bias, b)]
-    if isinstance(layer, _CONV):
-        return [("kernel", layer.kernel, None if w is None else layout.conv_to_keras(w)), ("bias", layer.bias, b)]
-    if isinstance(layer, _CONV_T):
-        kernel = None if w is None else layout.conv_transpose_to_keras(w)
-        return [("kernel", layer.kernel, kernel), ("bias", layer.bias, b)]
-    if isinstance(layer, L.Dense):
-        return [("kernel", layer.kernel, None if w is None else layout.dense_to_keras(w, flatten_from)),
-                ("bias", layer.bias, b)]
-    if isinstance(layer, L.Embedding):
-        return [("embeddings", layer.embeddings, w)]
-    if isinstance(layer, L.PReLU):
-        return [("alpha", layer.alpha, None if w is None else w.reshape(tuple(layer.alpha.shape)))]
-    if _is_layer_scale(layer):
-        return [("gamma", layer.gamma, w)]
-    return [("gamma", layer.gamma if layer.scale else None, w),
-            ("beta", layer.beta if layer.center else None, b)]
+    return kind_defs.keras_definition(layer).keras_targets(layer, spec, flatten_from)
 
 
 def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> Write:

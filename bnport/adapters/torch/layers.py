@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from bnport.adapters import kinds as kind_defs
+from bnport.adapters.kinds.scale import parameter_scale_class
 from bnport.adapters.torch import batchnorm as torch_bn
 from bnport.adapters.torch import zoo as torch_zoo
 from bnport.adapters.torch.batchnorm import numpy_to_tensor, tensor_view
@@ -18,89 +20,15 @@ from bnport.core.spec import BatchNormSpec
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def _arrays(module: nn.Module) -> dict:
-    pairs = (("weight", module.weight), ("bias", getattr(module, "bias", None)))
-    return {k: tensor_view(v) for k, v in pairs if v is not None}  # views: read while porting, never kept
+#: the scale parameter of torchvision's ConvNeXt seen as a layer (bnport/adapters/kinds/scale.py)
+ParameterScale = parameter_scale_class()
+kind_defs.definitions()  # every built-in kind declared (bnport/adapters/kinds/)
 
 
-def _conv(module: nn.Conv2d) -> LayerSpec:
-    if module.padding_mode != "zeros":
-        raise UnsupportedLayerError(
-            f"{type(module).__name__} uses padding_mode='{module.padding_mode}', which Keras convolutions "
-            "do not have (only zero padding)"
-        )
-    attrs = {"groups": module.groups, "stride": module.stride, "dilation": module.dilation,
-             "padding": module.padding, "channels": module.in_channels}
-    kind = "conv_transpose" if isinstance(module, _CONV_T) else "conv"
-    if kind == "conv_transpose":
-        attrs["output_padding"] = module.output_padding
-    arrays = _arrays(module)
-    std = torch_zoo.zoo_class(module, torch_zoo.STD_CONV)
-    if std is not None:  # what the layer convolves with; a copy, standardized as its forward does
-        arrays["weight"] = tensor_view(torch_zoo.standardized_weight(module))
-        attrs["note"] = (f"timm {std} standardizes its weight when it runs: the standardized weight it computes "
-                         "with was ported")
-        attrs["write_refused"] = (
-            f"timm {std} standardizes whatever weight it holds each time it runs, so no weight written into it "
-            "computes what the source's kernel computes; port into a plain nn.Conv2d")
-    return LayerSpec(kind, arrays, attrs)
-
-
-def _layernorm(module: nn.LayerNorm) -> LayerSpec:
-    if len(module.normalized_shape) != 1:
-        raise UnsupportedLayerError(
-            f"LayerNorm over {tuple(module.normalized_shape)} normalizes several axes; bnport maps LayerNorm over "
-            "the last axis only (Keras LayerNormalization(axis=-1))"
-        )
-    arrays = _arrays(module) if module.elementwise_affine else {}
-    attrs = {"epsilon": float(module.eps), "channels": module.normalized_shape[0]}
-    if torch_zoo.zoo_class(module, torch_zoo.CHANNELS_FIRST_NORM):
-        attrs["channels_first"] = True  # normalizes dim 1 of an NCHW tensor (what Keras's last axis holds)
-    return LayerSpec("layernorm", arrays, attrs)
-
-
-def _groupnorm(module: nn.GroupNorm) -> LayerSpec:
-    arrays = _arrays(module) if module.affine else {}
-    return LayerSpec("groupnorm", arrays,
-                     {"epsilon": float(module.eps), "groups": module.num_groups, "channels": module.num_channels})
-
-
-class ParameterScale(nn.Module):
-    """A per-channel scale kept as a bare parameter and multiplied in ``forward`` (torchvision ConvNeXt's
-    ``layer_scale``), seen as a layer: ``weight`` is the parameter, read and written in its own shape."""
-
-    def __init__(self, owner: nn.Module, target: str) -> None:
-        super().__init__()
-        object.__setattr__(self, "_owner", owner)  # not a submodule: the owner's state dict stays its own
-        object.__setattr__(self, "_target", target)
-
-    @property
-    def weight(self) -> nn.Parameter:
-        return self._owner.get_parameter(self._target)
-
-    @property
-    def bias(self) -> None:
-        return None
-
-
-def _scale(module: ParameterScale) -> LayerSpec:
-    weight = module.weight
-    return LayerSpec("scale", {"weight": tensor_view(weight).reshape(-1)},
-                     {"channels": int(weight.shape[0]), "channels_first": weight.ndim > 1})
-
-
-READERS = {
-    ParameterScale: _scale,
-    **dict.fromkeys(_CONV + _CONV_T, _conv),
-    nn.Linear: lambda m: LayerSpec("dense", _arrays(m)),
-    nn.LayerNorm: _layernorm,
-    nn.GroupNorm: _groupnorm,
-    nn.Embedding: lambda m: LayerSpec("embedding", _arrays(m)),
-    nn.PReLU: lambda m: LayerSpec("prelu", _arrays(m)),
-}
+def _definition(base: type):
+    return kind_defs.torch_readers().get(base)
 
 
 def _own_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -127,9 +55,9 @@ def _reader(module: nn.Module):
     if pair is not None:
         return _custom_reader(pair)
     for base in type(module).__mro__:
-        reader = READERS.get(base)
-        if reader is not None:
-            return reader if torch_zoo.computes_as(module, base) else None
+        definition = _definition(base)
+        if definition is not None:
+            return definition.torch_read if torch_zoo.computes_as(module, base) else None
     return None
 
 
@@ -141,13 +69,13 @@ def supported(module: nn.Module) -> bool:
 def derives_from_mapped(module: nn.Module) -> bool:
     """Whether a torch.nn class bnport maps is in ``module``'s MRO (then it is one layer, mapped or not)."""
     return kinds.custom_for(module, "torch") is not None or any(
-        base in READERS or base is _BatchNorm for base in type(module).__mro__)
+        _definition(base) is not None or base is _BatchNorm for base in type(module).__mro__)
 
 
 def why_unsupported(module: nn.Module) -> str:
     """A few words on why a weight-holding module has no mapping."""
     for base in type(module).__mro__:
-        if base in READERS or base is _BatchNorm:
+        if _definition(base) is not None or base is _BatchNorm:
             return (f"{type(module).__name__}: a {base.__name__} subclass with a forward of its own, which bnport "
                     "does not know")
     return type(module).__name__
@@ -190,15 +118,13 @@ def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
     if "write_refused" in own.attrs:
         raise UnsupportedLayerError(f"layer '{name}': {own.attrs['write_refused']}")
     write = Write(module)
-    for key, target in (("weight", module.weight), ("bias", getattr(module, "bias", None))):
-        value = spec.arrays.get(key)
+    definition = next(_definition(base) for base in type(module).__mro__ if _definition(base) is not None)
+    for key, target, value in definition.torch_targets(module, spec):
         if target is None:
             _check_droppable(name, key, value)
             continue
         if value is None:
             value = (torch.ones if key == "weight" else torch.zeros)(target.shape, dtype=target.dtype).numpy()
-        if isinstance(module, ParameterScale) and value.size == target.numel():
-            value = value.reshape(tuple(target.shape))  # (C,) held as (C, 1, 1)
         check_shape(name, key, value.shape, tuple(target.shape))
         if str(target.dtype)[6:] != value.dtype.name:
             raise IncompatibleLayerError(
