@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnport.core import findings as fnd
-from bnport.core import layout
+from bnport.core import kinds
 from bnport.core.findings import Finding
 from bnport.core.layers import LayerSpec
 from bnport.core.pairing import Plan
@@ -49,12 +49,10 @@ def _weights(t: LayerSpec, k: LayerSpec, tn: str, kn: str, flatten_from) -> list
             tv, kv = tv.astype(coarse), kv.astype(coarse)
         if kv is None or tv.shape != kv.shape or np.array_equal(tv, kv):
             continue
-        if key == "weight" and tv.ndim >= 4 and np.array_equal(np.swapaxes(tv, -1, -2), kv):
-            out.append(Finding("kernel-layout", f"the kernel of Keras {kn} is the kernel of PyTorch {tn} with its last "
-                                                "two spatial axes (H and W) swapped: a transpose in the port"))
-        elif key == "weight" and t.kind == "dense" and flatten_from is not None and _unpermuted(tv, kv, flatten_from):
-            out.append(Finding("flatten-order", f"Keras {kn} reads a Flatten of a {list(flatten_from)} (H, W, C) map "
-                                                f"but its rows are in PyTorch's (C, H, W) order: permute them"))
+        kind = kinds.get(t.kind)
+        explained = kind.explain_weight(key, tv, kv, tn, kn, flatten_from) if kind and kind.explain_weight else None
+        if explained is not None:
+            out.append(explained)
         else:
             gap = np.abs(tv.astype(np.float64) - kv.astype(np.float64))
             out.append(Finding("weights", f"{key} differs between PyTorch {tn} and Keras {kn} in "
@@ -65,22 +63,6 @@ def _weights(t: LayerSpec, k: LayerSpec, tn: str, kn: str, flatten_from) -> list
     return out
 
 
-def _unpermuted(tv: np.ndarray, kv: np.ndarray, flatten_from) -> bool:
-    """Whether Keras holds PyTorch's rows un-permuted (``kv`` was read back through the flatten permutation)."""
-    as_keras = layout.dense_to_keras(kv, tuple(flatten_from))  # what the Keras kernel holds, (in, out)
-    return np.array_equal(as_keras, layout.dense_to_keras(tv))
-
-
 def _padding(t: LayerSpec, k: LayerSpec) -> list[Finding]:
-    if t.kind != "conv" or k.attrs.get("padding") != "same":
-        return []
-    stride = tuple(k.attrs.get("stride") or ())
-    pad = t.attrs.get("padding")
-    if any(s > 1 for s in stride) and isinstance(pad, tuple) and any(p > 0 for p in pad):
-        return [Finding(
-            "same-padding",
-            f"Keras pads a stride-{max(stride)} 'same' convolution on the bottom/right only (TensorFlow's rule), "
-            f"while PyTorch padding={pad} pads both sides: the outputs are shifted. Use ZeroPadding{len(stride)}D"
-            f"({pad[0]}) and padding='valid' in Keras (as keras.applications does)",
-        )]
-    return []
+    kind = kinds.get(t.kind)
+    return list(kind.explain_settings(t, k)) if kind and kind.explain_settings else []

@@ -32,6 +32,11 @@ class Kind:
         channels: the output has a channel axis (PyTorch's dim 1, Keras's last axis), which verify moves.
         reduction: spec -> how many products one output element sums (its share of the float32 tolerance);
             None for one.
+        explain_weight: (key, PyTorch value, Keras value, PyTorch name, Keras name, flatten_from) -> a
+            :class:`~bnport.core.findings.Finding` naming the mistake that turns one array into the other (a swapped
+            kernel axis, an unpermuted Flatten), or None; verify's diagnosis asks it before saying "weights differ".
+        explain_settings: (PyTorch spec, Keras spec) -> findings on settings that make the pair compute differently
+            (a stride-2 "same" padding); verify's diagnosis adds them.
     """
 
     name: str
@@ -39,6 +44,8 @@ class Kind:
     keras: str
     channels: bool = True
     reduction: Callable[[object], int] | None = None
+    explain_weight: Callable[..., object] | None = None
+    explain_settings: Callable[..., list] | None = None
 
 
 #: the built-in kinds, declared by their modules in ``bnport/adapters/kinds/`` (one module per kind, both sides)

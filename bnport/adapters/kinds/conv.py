@@ -6,6 +6,7 @@ import numpy as np
 
 from bnport.adapters.kinds import Definition
 from bnport.core import kinds, layout
+from bnport.core.findings import Finding
 from bnport.core.layers import LayerSpec
 from bnport.errors import UnsupportedLayerError
 
@@ -15,8 +16,33 @@ def _reduction(spec: LayerSpec) -> int:
     return int(np.prod(w.shape[1:])) if w is not None else 1
 
 
+def explain_weight(key: str, tv: np.ndarray, kv: np.ndarray, tn: str, kn: str, flatten_from=None) -> Finding | None:
+    """A kernel whose last two spatial axes (H and W) were swapped by a port."""
+    if key == "weight" and tv.ndim >= 4 and np.array_equal(np.swapaxes(tv, -1, -2), kv):
+        return Finding("kernel-layout", f"the kernel of Keras {kn} is the kernel of PyTorch {tn} with its last two "
+                                        "spatial axes (H and W) swapped: a transpose in the port")
+    return None
+
+
+def explain_settings(t: LayerSpec, k: LayerSpec) -> list[Finding]:
+    """A stride-2 Keras "same" convolution against a symmetric PyTorch padding (TensorFlow pads bottom/right)."""
+    if k.attrs.get("padding") != "same":
+        return []
+    stride = tuple(k.attrs.get("stride") or ())
+    pad = t.attrs.get("padding")
+    if any(s > 1 for s in stride) and isinstance(pad, tuple) and any(p > 0 for p in pad):
+        return [Finding(
+            "same-padding",
+            f"Keras pads a stride-{max(stride)} 'same' convolution on the bottom/right only (TensorFlow's rule), "
+            f"while PyTorch padding={pad} pads both sides: the outputs are shifted. Use ZeroPadding{len(stride)}D"
+            f"({pad[0]}) and padding='valid' in Keras (as keras.applications does)",
+        )]
+    return []
+
+
 KIND = kinds.declare(kinds.Kind("conv", "Conv1d/2d/3d (any groups)", "Conv1D/2D/3D, DepthwiseConv1D/2D",
-                                reduction=_reduction))
+                                reduction=_reduction, explain_weight=explain_weight,
+                                explain_settings=explain_settings))
 
 
 def torch_classes() -> tuple[type, ...]:

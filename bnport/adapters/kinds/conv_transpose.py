@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnport.adapters.kinds import Definition
-from bnport.adapters.kinds.conv import bias, conv_attrs, torch_read
+from bnport.adapters.kinds.conv import bias, conv_attrs, explain_weight, torch_read
 from bnport.core import kinds, layout
 from bnport.core.layers import LayerSpec
 
@@ -16,7 +16,7 @@ def _reduction(spec: LayerSpec) -> int:
 
 
 KIND = kinds.declare(kinds.Kind("conv_transpose", "ConvTranspose1d/2d/3d", "Conv1D/2D/3DTranspose",
-                                reduction=_reduction))
+                                reduction=_reduction, explain_weight=explain_weight))
 
 
 def torch_classes() -> tuple[type, ...]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from bnport.adapters.kinds import Definition
 from bnport.adapters.kinds.conv import bias
 from bnport.core import kinds, layout
+from bnport.core.findings import Finding
 from bnport.core.layers import LayerSpec
 from bnport.errors import UnsupportedLayerError
 
@@ -14,7 +17,19 @@ def _reduction(spec: LayerSpec) -> int:
     return int(w.shape[1]) if w is not None else 1
 
 
-KIND = kinds.declare(kinds.Kind("dense", "Linear", "Dense", channels=False, reduction=_reduction))
+def explain_weight(key: str, tv: np.ndarray, kv: np.ndarray, tn: str, kn: str, flatten_from=None) -> Finding | None:
+    """A Dense after a Flatten of an (H, W, C) map whose rows were left in PyTorch's (C, H, W) order."""
+    if key != "weight" or flatten_from is None:
+        return None
+    as_keras = layout.dense_to_keras(kv, tuple(flatten_from))  # what the Keras kernel holds, (in, out)
+    if np.array_equal(as_keras, layout.dense_to_keras(tv)):
+        return Finding("flatten-order", f"Keras {kn} reads a Flatten of a {list(flatten_from)} (H, W, C) map "
+                                        f"but its rows are in PyTorch's (C, H, W) order: permute them")
+    return None
+
+
+KIND = kinds.declare(kinds.Kind("dense", "Linear", "Dense", channels=False, reduction=_reduction,
+                                explain_weight=explain_weight))
 
 
 def torch_classes() -> tuple[type, ...]:
