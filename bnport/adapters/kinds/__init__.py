@@ -3,7 +3,7 @@
 Each module declares its :class:`~bnport.core.kinds.Kind` (name, channel axis, share of the tolerance) and a
 :class:`Definition`: the PyTorch classes it covers and how to read one into the neutral spec, the Keras classes and
 how to read one and which variables a spec writes into. The frameworks are imported inside the functions only, when
-an adapter first asks. Adding a kind is adding a module here and its name to :data:`MODULES`.
+an adapter first asks. Adding a kind is adding a module here: the package finds its modules itself.
 
 BatchNorm, the reason bnport exists, keeps its own richer spec and modules (``adapters/*/batchnorm.py``); its kind is
 declared in :mod:`bnport.adapters.kinds.batchnorm`.
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-#: the kind modules, in the order the adapters try their classes
-MODULES = ("conv", "conv_transpose", "dense", "layernorm", "groupnorm", "embedding", "prelu", "scale", "batchnorm")
+#: the kind modules: every module of this package (their classes do not overlap, so the order does not matter)
+MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
 def _default_torch_targets(module, spec) -> list[tuple[str, object, object]]:
