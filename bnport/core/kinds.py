@@ -113,11 +113,6 @@ def unregister(kind: str) -> None:
         _CUSTOM.pop(kind, None)
 
 
-def custom(kind: str) -> CustomPair | None:
-    """The user's pair of that kind name, or None."""
-    return _CUSTOM.get(kind)
-
-
 def custom_for(obj: object, side: str) -> CustomPair | None:
     """The user's pair whose ``side`` class (``"torch"`` or ``"keras"``) ``obj`` is an instance of, or None."""
     for pair in list(_CUSTOM.values()):

@@ -131,25 +131,3 @@ def check_droppable(name: str, key: str, value: np.ndarray | None) -> None:
         raise IncompatibleLayerError(
             f"layer '{name}' has no {key} but the source's {key} is not all {identity:g}; build it with one"
         )
-
-
-def custom_write(spec: AnySpec, kind: str, name: str, layer: object, holds: Mapping[str, tuple[object, tuple, str]],
-                 given: Mapping[str, np.ndarray], gave: str) -> Write:
-    """The checked write of a user's registered pair (:mod:`bnport.core.kinds`): ``holds`` maps each of the
-    destination layer's tensors, by name, to (the tensor, its shape, its dtype name); ``given`` is what the pair's
-    mapping function (named ``gave``) returned for the source's arrays. Every held tensor must be given, in its shape
-    and dtype; nothing else may be."""
-    source_kind = getattr(spec, "kind", "batchnorm")
-    if source_kind != kind:
-        raise IncompatibleLayerError(f"layer '{name}' is a {kind} but the source is a {source_kind}")
-    if set(holds) != set(given):
-        raise IncompatibleLayerError(f"layer '{name}' ({type(layer).__name__}, kind '{kind}') holds {sorted(holds)}, "
-                                     f"but {gave} gave {sorted(given)}")
-    write = Write(layer)
-    for key, (target, shape, dtype) in holds.items():
-        value = np.asarray(given[key])
-        check_shape(name, key, value.shape, shape)
-        if value.dtype.name != dtype:
-            raise IncompatibleLayerError(f"layer '{name}': {key} is {dtype} but {gave} gave {value.dtype.name}")
-        write.values.append((target, value))
-    return write

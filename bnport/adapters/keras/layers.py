@@ -10,12 +10,11 @@ import numpy as np
 from bnport.adapters import kinds as kind_defs
 from bnport.adapters.keras import batchnorm as keras_bn
 from bnport.adapters.keras.batchnorm import variable_to_numpy
-from bnport.core import kinds
 from bnport.core import padding as pad
-from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape, custom_write
+from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.core.layers import check_droppable as _check_droppable
 from bnport.core.spec import BatchNormSpec
-from bnport.errors import IncompatibleLayerError, SpecError, UnsupportedLayerError
+from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 
 L = keras.layers
 kind_defs.definitions()  # every built-in kind declared (bnport/adapters/kinds/)
@@ -46,45 +45,7 @@ def _hollow_batchnorm(layer) -> BatchNormSpec:
                          input_ndims=(keras_bn.built_ndim(layer),), **arrays)
 
 
-def _variables_by_name(layer) -> dict:
-    """The layer's variables by their own names (``gamma``, not ``block/gamma``)."""
-    out = {}
-    for variable in layer.weights:
-        if variable.name in out:
-            raise UnsupportedLayerError(f"Keras {type(layer).__name__} '{layer.name}' holds two variables named "
-                                        f"'{variable.name}'; a registered pair needs one name per variable")
-        out[variable.name] = variable
-    return out
-
-
-def _call_user(pair: kinds.CustomPair, side: str, arrays: dict, name: str) -> dict:
-    try:
-        out = getattr(pair, side)(dict(arrays))
-        return {k: np.asarray(v) for k, v in dict(out).items()}
-    except Exception as exc:
-        raise SpecError(f"layer '{name}': the {side} function registered for kind '{pair.kind}' failed: "
-                        f"{type(exc).__name__}: {exc}") from exc
-
-
-def _custom_reader(pair: kinds.CustomPair):
-    """A user's registered pair: the layer's variables by name, through the pair's ``to_torch``."""
-    def read(layer, get, flatten_from=None) -> LayerSpec:
-        values = {n: get(v) for n, v in _variables_by_name(layer).items()}
-        return LayerSpec(pair.kind, _call_user(pair, "to_torch", values, layer.name))
-
-    return read
-
-
-def _prepare_custom(spec: AnySpec, layer, name: str, pair: kinds.CustomPair) -> Write:
-    holds = {n: (v, tuple(v.shape), str(v.dtype)) for n, v in _variables_by_name(layer).items()}
-    given = _call_user(pair, "to_keras", dict(spec.arrays), name) if isinstance(spec, LayerSpec) else {}
-    return custom_write(spec, pair.kind, name, layer, holds, given, "to_keras")
-
-
 def _reader(layer):
-    pair = kinds.custom_for(layer, "keras")
-    if pair is not None:
-        return _custom_reader(pair)
     definition = kind_defs.keras_definition(layer)
     return None if definition is None else definition.keras_read
 
@@ -117,8 +78,8 @@ def read(layer, *, flatten_from: tuple[int, ...] | None = None, hollow: bool = F
     return reader(layer, get, flatten_from)
 
 
-def _targets(layer, spec: LayerSpec, flatten_from) -> list[tuple[str, object, np.ndarray | None]]:
-    return kind_defs.keras_definition(layer).keras_targets(layer, spec, flatten_from)
+def _targets(layer, spec: LayerSpec, flatten_from, name: str) -> list[tuple[str, object, np.ndarray | None]]:
+    return kind_defs.keras_definition(layer).keras_targets(layer, spec, flatten_from, name)
 
 
 def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> Write:
@@ -128,9 +89,6 @@ def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | 
     ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
     (*spatial, C) without the batch axis; its rows are permuted from PyTorch's (C, *spatial) order.
     """
-    pair = kinds.custom_for(layer, "keras")
-    if pair is not None:
-        return _prepare_custom(spec, layer, name, pair)
     if isinstance(spec, BatchNormSpec):
         settings, values = keras_bn.prepare(spec, layer)
         return Write(layer, settings, values)
@@ -138,7 +96,7 @@ def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | 
     if own.kind != spec.kind:
         raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
     write = Write(layer)
-    for key, variable, value in _targets(layer, spec, flatten_from):
+    for key, variable, value in _targets(layer, spec, flatten_from, name):
         if variable is None:
             _check_droppable(name, key, value)
             continue

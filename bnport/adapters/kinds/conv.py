@@ -113,7 +113,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
     return LayerSpec("conv", arrays, conv_attrs(layer, k.shape[-2] * groups, groups))
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     w, b = spec.arrays.get("weight"), spec.arrays.get("bias")
     if isinstance(layer, _depthwise_classes()):
         kernel = None if w is None else layout.depthwise_to_keras(w, int(layer.kernel.shape[-2]))

@@ -37,7 +37,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
                      conv_attrs(layer, k.shape[-1], 1))
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     w = spec.arrays.get("weight")
     kernel = None if w is None else layout.conv_transpose_to_keras(w)
     return [("kernel", layer.kernel, kernel), ("bias", layer.bias, spec.arrays.get("bias"))]

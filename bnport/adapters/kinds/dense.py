@@ -59,7 +59,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
     return LayerSpec("dense", {"weight": layout.dense_to_torch(get(layer.kernel), flatten_from), **bias(layer, get)})
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     w = spec.arrays.get("weight")
     return [("kernel", layer.kernel, None if w is None else layout.dense_to_keras(w, flatten_from)),
             ("bias", layer.bias, spec.arrays.get("bias"))]

@@ -31,7 +31,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
     return LayerSpec("embedding", {"weight": get(layer.embeddings)})
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     return [("embeddings", layer.embeddings, spec.arrays.get("weight"))]
 
 

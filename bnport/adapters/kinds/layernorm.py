@@ -74,7 +74,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
     return LayerSpec("layernorm", arrays, {"epsilon": float(layer.epsilon), "channels": channels})
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     return [("gamma", layer.gamma if layer.scale else None, spec.arrays.get("weight")),
             ("beta", layer.beta if layer.center else None, spec.arrays.get("bias"))]
 

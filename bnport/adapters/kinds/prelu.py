@@ -44,7 +44,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
     return LayerSpec("prelu", {"weight": _alpha(layer, get)})
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     w = spec.arrays.get("weight")
     return [("alpha", layer.alpha, None if w is None else w.reshape(tuple(layer.alpha.shape)))]
 

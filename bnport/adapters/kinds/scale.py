@@ -50,7 +50,7 @@ def torch_read(module) -> LayerSpec:
                      {"channels": int(weight.shape[0]), "channels_first": weight.ndim > 1})
 
 
-def torch_targets(module, spec: LayerSpec) -> list:
+def torch_targets(module, spec: LayerSpec, name: str = "") -> list:
     value = spec.arrays.get("weight")
     if value is not None and value.size == module.weight.numel():
         value = value.reshape(tuple(module.weight.shape))  # (C,) held as (C, 1, 1)
@@ -69,7 +69,7 @@ def keras_read(layer, get, flatten_from=None) -> LayerSpec:
     return LayerSpec("scale", {"weight": gamma}, {"channels": int(gamma.shape[0])})
 
 
-def keras_targets(layer, spec: LayerSpec, flatten_from=None) -> list:
+def keras_targets(layer, spec: LayerSpec, flatten_from=None, name: str = "") -> list:
     return [("gamma", layer.gamma, spec.arrays.get("weight"))]
 
 

@@ -11,10 +11,9 @@ from bnport.adapters import kinds as kind_defs
 from bnport.adapters.kinds.scale import parameter_scale_class
 from bnport.adapters.torch import batchnorm as torch_bn
 from bnport.adapters.torch import zoo as torch_zoo
-from bnport.adapters.torch.batchnorm import numpy_to_tensor, tensor_view
-from bnport.core import kinds
+from bnport.adapters.torch.batchnorm import numpy_to_tensor
 from bnport.core import padding as pad
-from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape, custom_write
+from bnport.core.layers import AnySpec, Write, check_shape
 from bnport.core.layers import check_droppable as _check_droppable
 from bnport.core.spec import BatchNormSpec
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
@@ -27,38 +26,15 @@ ParameterScale = parameter_scale_class()
 kind_defs.definitions()  # every built-in kind declared (bnport/adapters/kinds/)
 
 
-def _definition(base: type):
-    return kind_defs.torch_readers().get(base)
-
-
-def _own_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """The module's own parameters and buffers (not its children's), by name."""
-    return {**{n: b for n, b in module.named_buffers(recurse=False) if b is not None},
-            **dict(module.named_parameters(recurse=False))}
-
-
-def _custom_reader(pair: kinds.CustomPair):
-    """A user's registered pair: the module's own state, by name, is the neutral spec's arrays."""
-    return lambda module: LayerSpec(pair.kind, {n: tensor_view(t) for n, t in _own_state(module).items()})
-
-
-def _prepare_custom(spec: AnySpec, module: nn.Module, name: str, pair: kinds.CustomPair) -> Write:
-    holds = {n: (t, tuple(t.shape), str(t.dtype)[6:]) for n, t in _own_state(module).items()}
-    given = dict(spec.arrays) if isinstance(spec, LayerSpec) else {}
-    return custom_write(spec, pair.kind, name, module, holds, given, "the source's to_torch")
-
-
 def _reader(module: nn.Module):
-    """The reader of a user's registered pair, or of the first torch.nn class in ``module``'s MRO that bnport maps
-    if the module computes what that class computes (:func:`bnport.adapters.torch.zoo.computes_as`); else None."""
-    pair = kinds.custom_for(module, "torch")
-    if pair is not None:
-        return _custom_reader(pair)
-    for base in type(module).__mro__:
-        definition = _definition(base)
-        if definition is not None:
-            return definition.torch_read if torch_zoo.computes_as(module, base) else None
-    return None
+    """The reader of the kind covering ``module`` (a user's registered pair, or the first torch.nn class in its MRO
+    that bnport maps) if the module computes what that class computes
+    (:func:`bnport.adapters.torch.zoo.computes_as`); else None."""
+    found = kind_defs.torch_definition(module)
+    if found is None:
+        return None
+    base, definition = found
+    return definition.torch_read if base is type(module) or torch_zoo.computes_as(module, base) else None
 
 
 def supported(module: nn.Module) -> bool:
@@ -68,17 +44,16 @@ def supported(module: nn.Module) -> bool:
 
 def derives_from_mapped(module: nn.Module) -> bool:
     """Whether a torch.nn class bnport maps is in ``module``'s MRO (then it is one layer, mapped or not)."""
-    return kinds.custom_for(module, "torch") is not None or any(
-        _definition(base) is not None or base is _BatchNorm for base in type(module).__mro__)
+    return kind_defs.torch_definition(module) is not None or isinstance(module, _BatchNorm)
 
 
 def why_unsupported(module: nn.Module) -> str:
     """A few words on why a weight-holding module has no mapping."""
-    for base in type(module).__mro__:
-        if _definition(base) is not None or base is _BatchNorm:
-            return (f"{type(module).__name__}: a {base.__name__} subclass with a forward of its own, which bnport "
-                    "does not know")
-    return type(module).__name__
+    found = kind_defs.torch_definition(module)
+    base = found[0] if found is not None else _BatchNorm if isinstance(module, _BatchNorm) else None
+    if base is None:
+        return type(module).__name__
+    return f"{type(module).__name__}: a {base.__name__} subclass with a forward of its own, which bnport does not know"
 
 
 def holds_weights(module: nn.Module) -> bool:
@@ -107,9 +82,6 @@ def read(module: nn.Module) -> AnySpec:
 
 def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
     """Check that a spec fits ``module`` (kind, shapes, dtypes) and return what writing it sets, writing nothing."""
-    pair = kinds.custom_for(module, "torch")
-    if pair is not None:
-        return _prepare_custom(spec, module, name, pair)
     if isinstance(spec, BatchNormSpec):
         return Write(module, *torch_bn.prepare(spec, module))
     own = read(module)
@@ -118,8 +90,7 @@ def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
     if "write_refused" in own.attrs:
         raise UnsupportedLayerError(f"layer '{name}': {own.attrs['write_refused']}")
     write = Write(module)
-    definition = next(_definition(base) for base in type(module).__mro__ if _definition(base) is not None)
-    for key, target, value in definition.torch_targets(module, spec):
+    for key, target, value in kind_defs.torch_definition(module)[1].torch_targets(module, spec, name):
         if target is None:
             _check_droppable(name, key, value)
             continue
