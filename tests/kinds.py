@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnport.testing import assert_ported  # noqa: F401 - imported here so the kind modules share one entry point
 from bnport.workflows.porting import port
 from bnport.workflows.verification import verify
 

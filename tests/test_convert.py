@@ -14,11 +14,11 @@ from models import FIXTURES, architectures, readable_by_this_keras, sample
 from test_port_models import run_keras, run_torch
 
 from bnport import BnportWarning, CheckpointError, UsageError
+from bnport.adapters.loading import keras_model, torch_model
 from bnport.adapters.torch.graph import graph as torch_graph
 from bnport.core.tolerance import output_depth, tolerance
 from bnport.io.factories import load_factory
 from bnport.workflows.conversion import convert
-from bnport.workflows.loading import keras_model, torch_model
 
 ARCH = FIXTURES / "architectures.py"
 FILES = architectures.FILES

@@ -118,7 +118,7 @@ def test_round_trip_through_torch_explains_nothing():
 def test_whole_models_are_explained_pair_by_pair():
     from models import FIXTURES
 
-    from bnport.workflows.loading import keras_model, torch_model
+    from bnport.adapters.loading import keras_model, torch_model
 
     t = torch_model(f"{FIXTURES / 'models.py'}:torch_bn_layers", FIXTURES / "bn_layers.pt")
     naive = keras_model(str(FIXTURES / "bn_layers_naive.keras"))

@@ -177,7 +177,7 @@ def test_impossible_statistics_are_refused_unless_allowed(key, value, fact, tmp_
 
 
 def torch_model_from(path: Path):
-    from bnport.workflows.loading import torch_model as load
+    from bnport.adapters.loading import torch_model as load
 
     return load(MLP[0], path)
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from models import FIXTURES, architectures
 
+from bnport.adapters import loading
 from bnport.errors import CheckpointError
-from bnport.workflows import loading
 
 HUB = FIXTURES / "hub"
 RESNET = f"{FIXTURES / 'architectures.py'}:torch_resnet"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from models import FIXTURES
 
+from bnport.adapters import loading
 from bnport.core import model_inputs
 from bnport.errors import UsageError
-from bnport.workflows import loading
 from bnport.workflows.porting import port
 from bnport.workflows.verification import verify
 

@@ -80,7 +80,7 @@ def test_destination_gets_no_initial_values_and_the_file_is_what_a_port_writes(f
 
 
 def torch_model_from(path):
-    from bnport.workflows.loading import torch_model as load
+    from bnport.adapters.loading import torch_model as load
 
     return load(f"{ARCH}:torch_mlp", path)
 

@@ -16,7 +16,7 @@ sys.path.insert(0, {here!r})
 import large_model
 from bnport.adapters.torch import export as torch_export
 from bnport.workflows.conversion import convert
-from bnport.workflows.loading import keras_model, torch_model
+from bnport.adapters.loading import keras_model, torch_model
 from bnport.workflows.verification import verify
 from safetensors.torch import save_file
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from models import FIXTURES, built_by, factory_module
 
+from bnport.adapters.loading import on_meta
 from bnport.adapters.torch.batchnorm import tensor_view
 from bnport.io.factories import load_factory
 from bnport.workflows.conversion import convert
-from bnport.workflows.loading import on_meta
 
 FACTORIES = '''
 import torch

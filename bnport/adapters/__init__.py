@@ -2,6 +2,8 @@
 
 Each imports its framework, bnport.core, bnport.io, bnport.onnxcheck and bnport.errors; never the other adapter.
 Both implement :class:`bnport.adapters.base.Adapter`; workflows reach them through :func:`get` and :func:`of`.
+Beside them: ``kinds/`` (one module per layer kind, both sides), ``loading`` (models from factories, files and
+model objects, for the CLI and the adapters' ``load``), ``swaps`` (temporary third-party replacements), ``base``.
 """
 
 from __future__ import annotations

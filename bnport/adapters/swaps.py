@@ -124,9 +124,8 @@ class Swap:
                 if getattr(exc, _FROM_ORIGINAL, False):
                     raise
                 failures.append((r.label, exc))
-                raise PatchError(f"bnport's replacement of {r.label} failed: {type(exc).__name__}: {exc}") from exc
+                raise _patch_error(r.label, exc) from exc
 
-        call.__bnport_replacement__ = True  # type: ignore[attr-defined]
         return call
 
     def check(self) -> None:
@@ -134,5 +133,9 @@ class Swap:
         it and gone on)."""
         if self.failures:
             label, exc = self.failures[0]
-            raise PatchError(f"bnport's replacement of {label} failed: {type(exc).__name__}: {exc}") from exc
+            raise _patch_error(label, exc) from exc
+
+
+def _patch_error(label: str, exc: BaseException) -> PatchError:
+    return PatchError(f"bnport's replacement of {label} failed: {type(exc).__name__}: {exc}")
 

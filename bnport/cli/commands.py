@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bnport.adapters import loading
 from bnport.cli.exit_codes import EXIT_DRIFT, EXIT_OK
 from bnport.errors import CheckpointError, UsageError
-from bnport.workflows import loading
 
 
 def _read_inputs(path: str | None, count: int) -> list[np.ndarray | None]:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bnport import adapters
+from bnport.adapters import loading
 from bnport.core.frameworks import KERAS, TORCH
 from bnport.errors import CheckpointError, UsageError
 from bnport.io.atomic import check_destination
 from bnport.io.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
-from bnport.workflows import loading
 from bnport.workflows.porting import PortReport, commit, prepared
 
 

@@ -58,14 +58,14 @@ class KerasAdapter:
         return layers.settings(layer)
 
     def load(self, model, weights: Path | None, *, key: str | None = None, notes: list[str] | None = None):
-        from bnport.workflows import loading
+        from bnport.adapters import loading
 
         if model is None:  # the .keras file holds the model itself
             return loading.keras_model(str(weights))
         return loading.keras_model(model, weights)
 
     def destination(self, model):
-        from bnport.workflows import loading
+        from bnport.adapters import loading
 
         return loading.keras_destination(model)
 

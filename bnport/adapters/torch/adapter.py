@@ -60,17 +60,17 @@ class TorchAdapter:
         return layers.settings(layer)
 
     def load(self, model, weights: Path | None, *, key: str | None = None, notes: list[str] | None = None):
-        from bnport.workflows import loading
+        from bnport.adapters import loading
 
         return loading.torch_model(model, weights, key=key, notes=notes)
 
     def destination(self, model):
-        from bnport.workflows import loading
+        from bnport.adapters import loading
 
         return nullcontext(loading.torch_destination(model))
 
     def holds_no_values(self, model) -> bool:
-        from bnport.workflows import loading
+        from bnport.adapters import loading
 
         return loading.on_meta(model)
 
