@@ -31,6 +31,14 @@ class ExportError(BnportError, RuntimeError):
     """A framework's ONNX exporter or ONNX Runtime failed on a model bnport built or was given."""
 
 
+class MissingPackageError(BnportError, ImportError):
+    """A package the call needs is not installed (the message names what to install: an extra of bnport)."""
+
+
+class MissingExporterError(ExportError, MissingPackageError):
+    """The ONNX exporter of the active Keras backend is not installed (the message names the extra to install)."""
+
+
 class PatchError(ExportError):
     """One of bnport's own temporary replacements inside a third-party library failed (a bug of bnport, or a library
     version it does not know): not a failure of that library."""

@@ -10,6 +10,11 @@
   scaling   plan and port time on chains of 100 and 1,000 BatchNorm layers (ratio; linear would be 10)
   zoo       torchvision densenet121 and keras.applications DenseNet121 (224x224): port vs assigning
             already-transposed arrays, verify vs one torch export + one onnxruntime run of each model
+  backends  per Keras backend (tensorflow, jax, torch; each in its own process, TensorFlow unimportable off its
+            backend: scripts/bench_backend.py): verify vs torch export + two onnxruntime runs; the CLI's
+            `bnport convert model.pt model.weights.h5` vs a process importing the frameworks, loading the checkpoint
+            and saving the weights; `convert --verify` in one process vs imports + load + save + torch export + two
+            onnxruntime runs, with both peak memories
 
 Run: .venv/bin/python scripts/bench.py            (ResNet-50, 224x224; a few minutes)
      .venv/bin/python scripts/bench.py --quick    (small models; what CI runs so this script cannot rot)
@@ -50,7 +55,27 @@ from bnport.workflows.verification import verify  # noqa: E402
 
 ARCH = ROOT / "fixtures" / "architectures.py"
 TARGETS = {"port": 1.2, "convert": 1.3, "convert_memory": 2.5, "verify": 6.0, "help_s": 0.3, "scaling": 12.0,
-           "zoo_port": 1.2, "zoo_verify": 3.0}
+           "zoo_port": 1.2, "zoo_verify": 3.0, "backend_verify": 3.0, "backend_convert_cli": 1.3}
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def bench_backends(quick: bool) -> dict:
+    """scripts/bench_backend.py once per Keras backend, each in a fresh process."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in BACKENDS:
+            env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+            env.pop("PYTHONPATH", None)
+            if backend != "tensorflow":
+                env["PYTHONPATH"] = str(ROOT / "tests" / "without_tensorflow")
+            path = Path(tmp) / f"{backend}.json"
+            done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_backend.py"),
+                                   *(["--quick"] if quick else []), str(path)], capture_output=True, text=True,
+                                  env=env)
+            if done.returncode != 0:
+                raise RuntimeError(f"the {backend} backend's benchmark failed: {done.stderr[-3000:]}")
+            out[backend] = json.loads(path.read_text())
+    return out
 
 
 def best(fn, repeat: int = 3) -> float:
@@ -250,6 +275,7 @@ def main() -> None:
     results["verify"] = bench_verify(torch_factory, keras_factory, shape)
     results["help"] = bench_help()
     results["zoo"] = bench_zoo(32 if args.quick else 224)
+    results["backends"] = bench_backends(args.quick)
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -292,6 +318,24 @@ def print_table(r: dict) -> None:
         target_text = "" if target is None else f"{target:g}x"
         print(f"{name:<32} {ours:>12} {floor:>26} {ratio_text:>7} {target_text:>7}")
     print(f"{'--help target':<32} {'':>12} {'':>26} {'':>7} {TARGETS['help_s']:g} s")
+    print(f"per Keras backend ({r['backends']['tensorflow']['model']}; each in its own process, TensorFlow "
+          "unimportable off its backend):")
+    for backend, b in r["backends"].items():
+        v, c, cv = b["verify"], b["convert_cli"], b["convert_verify"]
+        for name, ours, floor, ratio, target in (
+                (f"{backend}: verify, cold", f"{v['verify_cold_s']:.2f} s", f"export+2 runs {v['floor_s']:.2f} s",
+                 v["ratio_cold"], TARGETS["backend_verify"]),
+                (f"{backend}: verify, warm", f"{v['verify_warm_s']:.2f} s", f"export+2 runs {v['floor_s']:.2f} s",
+                 v["ratio_warm"], TARGETS["backend_verify"]),
+                (f"{backend}: CLI convert", f"{c['convert_s']:.2f} s", f"imports+load+save {c['floor_s']:.2f} s",
+                 c["ratio"], TARGETS["backend_convert_cli"]),
+                (f"{backend}: convert --verify", f"{cv['convert_verify_s']:.2f} s",
+                 f"+export+2 runs {cv['floor_s']:.2f} s", cv["ratio"], None),
+                (f"{backend}: convert --verify peak", f"{cv['peak_mib']:.0f} MiB",
+                 f"floor peak {cv['floor_peak_mib']:.0f} MiB", cv["peak_mib"] / cv["floor_peak_mib"], None)):
+            ratio_text = "" if ratio is None else f"{ratio:.2f}x"
+            target_text = "" if target is None else f"{target:g}x"
+            print(f"{name:<32} {ours:>12} {floor:>26} {ratio_text:>7} {target_text:>7}")
 
 
 if __name__ == "__main__":

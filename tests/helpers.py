@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+#: Keras on JAX in JAX's default 32-bit mode: float64 variables are stored as float32 (bnport refuses to port into
+#: them: IncompatibleLayerError), and a float64 Keras layer cannot be built at all
+JAX_32_BIT = os.environ.get("KERAS_BACKEND") == "jax" and os.environ.get("JAX_ENABLE_X64", "").lower() not in (
+    "1", "true")
 
 
 def trained_stats(channels: int, seed: int, dtype: str = "float32") -> dict[str, np.ndarray]:
@@ -75,3 +82,10 @@ def assert_bits_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> Non
         assert a[k].dtype == b[k].dtype, k
         assert a[k].shape == b[k].shape, k
         assert a[k].tobytes() == b[k].tobytes(), k
+
+
+def numpy(value) -> np.ndarray:
+    """A Keras output or variable as a numpy array, on any backend (on PyTorch's a tensor may require grad)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(value)

@@ -99,9 +99,10 @@ def test_no_name_directly_under_bnport_is_a_public_function():
 PRIVATE = ("_inbound_nodes", "_outbound_nodes", "_keras_history", "_nodes_by_depth", "_run_through_graph",
            "_standardize_inputs", "_flatten_layers", "_call_context_args", "_save_state", "_get_optimizers",
            "_foreach_copy_", "_convert_data_format", "_h5_entry_initialized", "_h5_entry_path", "_h5_entry_group",
-           "_create_h5_group")
+           "_create_h5_group", "_maybe_convert_to_channels_last", "_available", "_import_tree",
+           "import_all_plugins")
 COMPAT = {"bnport.adapters.keras.compat.keras", "bnport.adapters.keras.compat.tf2onnx",
-          "bnport.adapters.torch.compat"}
+          "bnport.adapters.keras.compat.jax2onnx", "bnport.adapters.torch.compat"}
 
 
 def test_third_party_privates_are_reached_only_through_the_compat_modules():
@@ -117,7 +118,7 @@ def test_third_party_privates_are_reached_only_through_the_compat_modules():
             if isinstance(node, ast.Constant) and node.value in PRIVATE:
                 offenders.append(f"{name}:{node.lineno} '{node.value}'")
         offenders += [f"{name} imports {m}" for m in _imports(path, top_level_only=False)
-                      if m.startswith("keras.src") or m.startswith("tf2onnx.")]
+                      if m.startswith(("keras.src", "tf2onnx.", "jax2onnx."))]
     assert offenders == []
 
 

@@ -20,6 +20,8 @@ from bnport.core.tolerance import output_depth, tolerance
 from bnport.io.factories import load_factory
 from bnport.workflows.conversion import convert
 
+pytestmark = pytest.mark.backends  # every Keras backend (conftest.py)
+
 ARCH = FIXTURES / "architectures.py"
 FILES = architectures.FILES
 KERAS_OUT = {"resnet": ".keras", "mobilenet": ".weights.h5", "conv1d": ".weights.h5", "conv3d": ".keras",

@@ -7,6 +7,8 @@ import pytest
 from kinds import check
 from torch import nn
 
+pytestmark = pytest.mark.backends  # every Keras backend (conftest.py)
+
 
 @pytest.mark.parametrize("direction", ["torch->keras", "keras->torch"])
 @pytest.mark.parametrize("bias", [True, False])

@@ -16,6 +16,8 @@ from torch import nn
 from bnport.workflows.porting import port
 from bnport.workflows.verification import verify
 
+pytestmark = pytest.mark.backends  # every Keras backend (conftest.py)
+
 DIRECTIONS = ["torch->keras", "keras->torch"]
 
 

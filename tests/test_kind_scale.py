@@ -9,6 +9,8 @@ import torch
 from kinds import check
 from torch import nn
 
+pytestmark = pytest.mark.backends  # every Keras backend (conftest.py)
+
 
 class Scaled(nn.Module):
     """A 1x1 convolution and a per-channel scale, the scale held as ConvNeXt holds it for its input layout."""

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_bits_equal, torch_tensors
+from helpers import assert_bits_equal, numpy, torch_tensors
 from models import SMALL, fresh, keras_model, sample, torch_model
 
 import bnport
@@ -24,7 +24,7 @@ def run_torch(model, x):
 
 
 def run_keras(model, x):
-    return np.asarray(model(to_channels_last(x), training=False))
+    return numpy(model(to_channels_last(x), training=False))
 
 
 def assert_same_outputs(t, k, x, report):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,9 +13,12 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import numpy as np
 import pytest
+from helpers import numpy
+from kinds import has_3d_convolution
 from models import FIXTURES, SMALL, architectures, fresh, keras_model, sample, torch_model
 
 from bnport.core.pairing import PlanError
+from bnport.errors import ExportError
 from bnport.reports import chart
 from bnport.reports import writers as report
 from bnport.testing import assert_ported
@@ -29,6 +33,7 @@ def resnet_pair():
     return t, k
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", SMALL)
 @pytest.mark.parametrize("direction", ["torch->keras", "keras->torch"])
 def test_correct_ports_pass_in_both_directions(name, direction):
@@ -38,12 +43,17 @@ def test_correct_ports_pass_in_both_directions(name, direction):
     else:
         k, t = keras_model(name), fresh(name, "torch")
         port(k, t)
+    if has_3d_convolution(k) and os.environ.get("KERAS_BACKEND") == "jax":  # jax2onnx 0.17 has no 3-D convolution
+        with pytest.raises(ExportError, match="1-D and 2-D convolutions only"):
+            verify(t, k)
+        return
     r = verify(t, k)
     assert r.ok, str(r)
     assert len(r.rows) == len(r.rows[0:]) > 0 and r.first_divergence is None and r.not_compared == []
     assert all(row.comparison.max_abs <= row.tolerance for row in r.rows + r.final)
 
 
+@pytest.mark.backends
 def test_keras_applications_resnet50_verifies():
     k, t = keras_model("resnet50", seed=2), fresh("resnet50", "torch")
     port(k, t)
@@ -60,6 +70,7 @@ def _first(r):
     return r.first_divergence.torch_name, r.first_divergence.keras_name, [f.code for f in r.findings]
 
 
+@pytest.mark.backends
 def test_changed_epsilon_is_named(resnet_pair):
     t, k = resnet_pair
     layer = k.get_layer("stage2_1_bn")
@@ -70,6 +81,7 @@ def test_changed_epsilon_is_named(resnet_pair):
         layer.epsilon = 1e-5
 
 
+@pytest.mark.backends
 def test_batchnorm_left_in_training_mode_is_named(resnet_pair):
     t, k = resnet_pair
     t.layer1.bn2.train()
@@ -80,6 +92,7 @@ def test_batchnorm_left_in_training_mode_is_named(resnet_pair):
         t.layer1.bn2.eval()
 
 
+@pytest.mark.backends
 def test_conv_kernel_with_h_and_w_swapped_is_named(resnet_pair):
     t, k = resnet_pair
     kernel = k.get_layer("stage1_2_conv").kernel
@@ -91,6 +104,7 @@ def test_conv_kernel_with_h_and_w_swapped_is_named(resnet_pair):
         kernel.assign(good)
 
 
+@pytest.mark.backends
 def test_flatten_order_mistake_is_named():
     t, k = torch_model("mlp"), fresh("mlp", "keras")
     port(t, k)
@@ -98,6 +112,7 @@ def test_flatten_order_mistake_is_named():
     assert _first(verify(t, k)) == ("4", "fc1", ["flatten-order"])
 
 
+@pytest.mark.backends
 def test_stride2_same_padding_mismatch_is_named():
     t, k = torch_model("resnet"), architectures.keras_resnet(same_padding=True)
     with pytest.raises(PlanError, match=r"differs: layer2.conv1 <-> stage2_1_conv: \[same-padding\] the 16x16 "
@@ -108,6 +123,7 @@ def test_stride2_same_padding_mismatch_is_named():
     assert _first(verify(t, k)) == ("layer2.conv1", "stage2_1_conv", ["same-padding"])
 
 
+@pytest.mark.backends
 def test_verify_leaves_models_unchanged(resnet_pair):
     t, k = resnet_pair
     before_t = {n: v.clone() for n, v in t.state_dict().items()}
@@ -118,6 +134,7 @@ def test_verify_leaves_models_unchanged(resnet_pair):
     assert not t.training
 
 
+@pytest.mark.backends
 def test_tolerance_override_and_user_inputs(resnet_pair):
     t, k = resnet_pair
     x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype("float32")
@@ -132,11 +149,13 @@ def test_tolerance_override_and_user_inputs(resnet_pair):
         k.get_layer("stage2_1_bn").epsilon = 1e-5
 
 
+@pytest.mark.backends
 def test_final_outputs_only(resnet_pair):
     r = verify(*resnet_pair, per_layer=False)
     assert r.ok and r.rows == [] and len(r.final) == 1
 
 
+@pytest.mark.backends
 def test_reports_json_junit_html(resnet_pair, tmp_path):
     t, k = resnet_pair
     k.get_layer("stage2_1_bn").epsilon = 1e-2
@@ -176,6 +195,7 @@ def test_reports_json_junit_html(resnet_pair, tmp_path):
     assert r.rows[first_bad].torch_name == "layer2.bn1"
 
 
+@pytest.mark.backends
 def test_assert_ported(resnet_pair):
     t, k = resnet_pair
     assert assert_ported(t, k).ok
@@ -194,6 +214,7 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "bnport", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.backends
 def test_cli_verify_exit_codes(tmp_path):
     arch = FIXTURES / "architectures.py"
     good = tmp_path / "resnet.keras"
@@ -215,6 +236,7 @@ def test_cli_verify_exit_codes(tmp_path):
     assert with_inputs.returncode == 0 and "output 0" in with_inputs.stdout
 
 
+@pytest.mark.backends
 def test_keras_graph_is_cached_per_architecture_and_fed_current_weights():
     from bnport.adapters.keras import export as keras_export
     from bnport.onnxcheck import session as runtime
@@ -227,7 +249,7 @@ def test_keras_graph_is_cached_per_architecture_and_fed_current_weights():
     second = keras_export.export_keras(k, x.shape)
     assert second.model is first.model  # no second export
     (y,) = runtime.run(second.model, second.feeds(x))
-    assert np.allclose(y, np.asarray(k(x, training=False)), rtol=0, atol=1e-5)
+    assert np.allclose(y, numpy(k(x, training=False)), rtol=0, atol=1e-5)
     k.get_layer("bn").epsilon = 0.5  # a setting is part of the architecture: exported again
     assert keras_export.export_keras(k, x.shape).model is not first.model
 
@@ -306,10 +328,12 @@ def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypat
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
     outputs = tapped.finals + len(tapped.taps)
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    from bnport.adapters.keras.exporters import tensorflow as tf_exporter
+
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    assert keras_export.AUTOGRAPH is False
+    assert tf_exporter.AUTOGRAPH is False
     fast = keras_export.export_keras(tapped, x.shape)
-    monkeypatch.setattr(keras_export, "AUTOGRAPH", True)
+    monkeypatch.setattr(tf_exporter, "AUTOGRAPH", True)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,9 +91,15 @@ def is_reference(model: object) -> bool:
 def _checked(model, origin: str):
     import torch
 
-    if not isinstance(model, torch.nn.Module):
+    # a Keras model is a torch.nn.Module too on Keras's PyTorch backend
+    if not isinstance(model, torch.nn.Module) or _is_keras(model):
         raise UsageError(f"{origin} a {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _is_keras(model) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.layers.Layer)
 
 
 @contextmanager

@@ -97,7 +97,31 @@ def convert(args: argparse.Namespace) -> int:
                  mapping=args.map, force=args.force, strict=not args.non_strict,
                  allow_bad_stats=args.allow_bad_stats, progress=True, checkpoint_key=args.checkpoint_key)
     print(report)
-    return EXIT_OK
+    if not args.verify:
+        return EXIT_OK
+    return _verify_conversion(args)
+
+
+def _verify_conversion(args: argparse.Namespace) -> int:
+    """``convert --verify``: the written file against the source, in this process (no second start-up)."""
+    from bnport.io.formats import KERAS_ARCHIVE, is_torch_source, keras_kind
+    from bnport.reports import writers as render
+    from bnport.workflows.verification import verify as run
+
+    torch_file, keras_file = (args.src, args.dst) if is_torch_source(args.src) else (args.dst, args.src)
+    notes: list[str] = []
+    t = loading.torch_model(args.torch_model, torch_file, key=args.checkpoint_key if torch_file == args.src else None,
+                            notes=notes)
+    k = (loading.keras_model(keras_file) if keras_kind(keras_file) == KERAS_ARCHIVE
+         else loading.keras_model(args.keras_model, keras_file))
+    shapes = args.input_shape[0] if args.input_shape and len(args.input_shape) == 1 else args.input_shape
+    print(f"verify {args.dst} against {args.src}")
+    result = run(t, k, mapping=args.map, input_shape=shapes)
+    print(result)
+    if args.json:
+        render.write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return EXIT_OK if result.ok else EXIT_DRIFT
 
 
 def inspect(args: argparse.Namespace) -> int:

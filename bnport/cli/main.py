@@ -32,6 +32,12 @@ def _add_checkpoint_key(p: argparse.ArgumentParser) -> None:
                         "the main state dict; an EMA copy beside it is said in a note)")
 
 
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keras-backend", choices=("tensorflow", "jax", "torch"), metavar="BACKEND",
+                   help="Keras backend to run on: tensorflow, jax or torch (default: KERAS_BACKEND or keras.json, as "
+                        "Keras reads them; torch when neither says and TensorFlow is not installed)")
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
@@ -59,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", metavar="FILE.npz", help="channels-first inputs, one array per BatchNorm pair "
                    "in order (default: seeded samples around each layer's statistics)")
 
-    p = sub.add_parser("convert", help="port a checkpoint file to the other framework's format")
+    p = sub.add_parser("convert", help="port a checkpoint file to the other framework's format",
+                       epilog="Keras on the torch backend converts fastest: it imports neither TensorFlow nor JAX "
+                              "(docs/performance.md has the figures per backend).")
     p.add_argument("src", metavar="SRC", help="source checkpoint (.pt/.pth/.bin/.safetensors, a shard index "
                    "*.index.json or a hub folder; .keras/.weights.h5/.h5)")
     p.add_argument("dst", metavar="DST", help="destination checkpoint, of the other framework")
@@ -73,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--non-strict", action="store_true", help="port what pairs up and report the rest")
     p.add_argument("--allow-bad-stats", action="store_true",
                    help="port non-finite values and negative variances instead of refusing them")
+    p.add_argument("--verify", action="store_true",
+                   help="then verify the written file against SRC in the same process (exit codes as verify's)")
+    p.add_argument("--input-shape", metavar="N,C,...", action="append", type=_shape,
+                   help="with --verify: channels-first shape of the drawn inputs, as for verify")
+    p.add_argument("--json", metavar="FILE", help="with --verify: write the verify report as JSON")
 
     p = sub.add_parser("inspect", help="list the BatchNorm and other weight-holding layers of a checkpoint")
     p.add_argument("file", metavar="FILE", help="any supported checkpoint")
@@ -99,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="port the bundled fixture, check it through ONNX Runtime, explain a naive port")
     p.add_argument("--fixtures", metavar="DIR", help="folder of the bundled fixtures (default: the repository's)")
     p.add_argument("--out", metavar="DIR", default="out", help="where the ported files go (default: ./out)")
+    for command in sub.choices.values():
+        _add_backend(command)
     return parser
 
 
@@ -111,16 +126,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logging: the CLI prints its own
     from bnport.cli.process import return_large_blocks
-
-    return_large_blocks()
-    if _needs_keras(args):
-        from bnport.adapters.keras.startup import import_keras_quietly
-
-        import_keras_quietly()
-    from bnport.cli import commands
     from bnport.errors import BnportError
 
+    return_large_blocks()
     try:
+        if _needs_keras(args):
+            from bnport.adapters.keras import startup
+
+            _, note = startup.choose_backend(args.keras_backend)
+            if note:
+                print(f"bnport: {note}", file=sys.stderr)
+            startup.import_keras_quietly()
+        from bnport.cli import commands
+
         return getattr(commands, args.command)(args)
     except BnportError as exc:
         print(f"bnport: error: {exc}", file=sys.stderr)

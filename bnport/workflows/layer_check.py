@@ -48,8 +48,8 @@ def check_layer(torch_layer, keras_layer, inputs: np.ndarray | None = None, *, s
     """Run a PyTorch BatchNorm (eval) and a Keras BatchNormalization (inference) through ONNX Runtime.
 
     Three ONNX models run on the same inputs: the PyTorch module exported by the legacy torch exporter
-    (BatchNorm node kept), the Keras layer exported by tf2onnx (fed channels-last when the layer is), and
-    an ONNX ``BatchNormalization`` node built from the PyTorch layer's state as an independent reference.
+    (BatchNorm node kept), the Keras layer exported by the active Keras backend's exporter (fed channels-last when the
+    layer is), and an ONNX ``BatchNormalization`` node built from the PyTorch layer's state as an independent reference.
 
     Tolerance (per element, derived in :func:`bnport.core.reference.float32_error_bound`):
     ``|a - b| <= 2**-20 * (|gamma| / sqrt(var + eps) * (|x| + |mean|) + |beta|)``, i.e. 16 float32 unit

@@ -1,10 +1,11 @@
 """``bnport.verify``: run both models through ONNX Runtime and compare every ported layer.
 
 The PyTorch model is exported in eval mode by the legacy exporter with constant folding off, and the Keras
-model in inference mode by tf2onnx; each export also returns the output of every paired layer (a tapped
-copy of the model), so no exporter can fold a BatchNorm away from the comparison. Both run in onnxruntime on
-the same inputs (channels-first for PyTorch, channels-last for a channels-last Keras model), and the pairs
-are compared in PyTorch execution order against tolerances from :mod:`bnport.core.tolerance`.
+model in inference mode by the active Keras backend's exporter (tf2onnx, jax2onnx or PyTorch's); each export
+also returns the output of every paired layer (a tapped copy of the model), so no exporter can fold a BatchNorm
+away from the comparison. Both run in onnxruntime on the same inputs (channels-first for PyTorch, channels-last
+for a channels-last Keras model), and the pairs are compared in PyTorch execution order against tolerances from
+:mod:`bnport.core.tolerance`.
 """
 
 from __future__ import annotations

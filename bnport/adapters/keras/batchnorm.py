@@ -163,6 +163,22 @@ def _check_target(spec: BatchNormSpec, layer: keras.layers.BatchNormalization, i
             f"Keras layer '{layer.name}' holds {held} but the source is {spec.dtype}; build it with "
             f"dtype='{spec.dtype}'"
         )
+    check_precision(held, f"Keras layer '{layer.name}'")
+
+
+def check_precision(dtype: str, what: str) -> None:
+    """Refuse a 64-bit variable that Keras's JAX backend stores in 32 bits: JAX computes in 32 bits unless its
+    64-bit mode is on, and Keras then keeps a ``float64`` variable's values as float32, so a port would round every
+    value without a word."""
+    if dtype not in ("float64", "int64") or keras.backend.backend() != "jax":
+        return
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise IncompatibleLayerError(
+            f"{what} is {dtype}, which Keras on JAX stores as {dtype.replace('64', '32')} unless JAX's 64-bit mode is "
+            "on: the port would round every value. Set JAX_ENABLE_X64=1 (or jax.config.update('jax_enable_x64', "
+            "True)) before Keras starts, or port in float32")
 
 
 def to_keras(

@@ -1,16 +1,14 @@
-"""Export a Keras 3 layer or model (TensorFlow backend) to ONNX through tf2onnx, in inference mode.
+"""Export a Keras 3 layer or model to ONNX in inference mode, through the active backend's exporter.
 
-This is what ``model.export(path, format="onnx")`` does (a ``tf.function`` converted by
-``tf2onnx.convert.from_function``), called directly so that bnport can choose the input signature, keep
-the graph in memory, feed the weights as inputs and cache the graph per architecture (see export_keras).
+Each backend's exporter (:mod:`bnport.adapters.keras.exporters`) takes the path Keras's own
+``model.export(path, format="onnx")`` takes there, called directly so that bnport can choose the input signature,
+keep the graph in memory, feed the weights as inputs and cache the graph per architecture (see export_keras).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,13 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from bnport.adapters.keras import exporters
 from bnport.adapters.keras.compat import keras as keras_compat
-from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
 from bnport.adapters.keras.taps import Tapped
-from bnport.adapters.swaps import EXPORT_LOCK
-from bnport.errors import ExportError, PatchError
-
-OPSET = 17
+from bnport.errors import ExportError
 
 
 @dataclass(frozen=True)
@@ -39,8 +34,27 @@ class KerasOnnx:
         import keras
 
         xs = [x] if isinstance(x, np.ndarray) else list(x)
-        values = {f"w{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(self.variables)}
-        return {**dict(zip(input_names(len(xs)), xs, strict=True)), **values}
+        taken = {i.name for i in self.model.graph.input}  # an exporter may drop a variable nothing reads
+        values = {f"w{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(self.variables)
+                  if f"w{i}" in taken}
+        data = dict(zip(input_names(len(xs)), xs, strict=True))
+        return {**{name: _as_declared(x, self.model, name) for name, x in data.items()}, **values}
+
+
+def _as_declared(x: np.ndarray, model: onnx.ModelProto, name: str) -> np.ndarray:
+    """``x`` in the dtype the graph declares for input ``name``: JAX computes in 32 bits unless told otherwise, so its
+    graphs take int32 token ids where the caller has int64 ones (converted when every value fits, else refused)."""
+    declared = next((i.type.tensor_type.elem_type for i in model.graph.input if i.name == name), None)
+    if declared is None:
+        return x
+    want = onnx.helper.tensor_dtype_to_np_dtype(declared)
+    if x.dtype == want:
+        return x
+    cast = x.astype(want)
+    if not np.array_equal(cast, x):
+        raise ExportError(f"the exported Keras graph takes input '{name}' as {want}, and the values given ({x.dtype}) "
+                          "do not fit it")
+    return cast
 
 
 def input_names(count: int) -> list[str]:
@@ -52,11 +66,6 @@ def input_names(count: int) -> list[str]:
 #: The most recent CACHE_SIZE graphs are kept (a graph without its weights is small: docs/performance.md).
 _CACHE: OrderedDict[str, onnx.ModelProto] = OrderedDict()
 CACHE_SIZE = 16
-
-
-#: tf.function's autograph for the exported function: off, as Keras's own TensorFlow export traces (a functional
-#: model cannot branch on tensors in Python); the same graph (tested), traced faster
-AUTOGRAPH = False
 
 
 def _signature_shapes(input_shape, dtype) -> tuple[list[tuple], list[str]]:
@@ -72,18 +81,27 @@ def _cache_key(call, input_shape, dtype) -> str | None:
     if isinstance(call, Tapped):
         call, taps = call.model, call.taps
     try:
-        config = call.to_json() if hasattr(call, "to_json") else json.dumps(
-            {"class": type(call).__name__, "config": call.get_config()}, sort_keys=True, default=str)
-        # every layer's own settings, sublayers included: a layer holding others (a user's block) need not put
-        # theirs (an epsilon) in its config, and the graph depends on them
-        inner = [json.dumps([type(layer).__name__, layer.get_config()], sort_keys=True, default=str)
-                 for layer in keras_compat.flatten_layers(call)]
+        with keras_compat.serializing_without_tensorflow():
+            config = call.to_json() if hasattr(call, "to_json") else json.dumps(
+                {"class": type(call).__name__, "config": call.get_config()}, sort_keys=True, default=str)
+            # every layer's own settings, sublayers included: a layer holding others (a user's block) need not put
+            # theirs (an epsilon) in its config, and the graph depends on them
+            inner = [json.dumps([type(layer).__name__, layer.get_config()], sort_keys=True, default=str)
+                     for layer in keras_compat.flatten_layers(call)]
     except Exception:  # a subclassed model without a config: not cached
         return None
     shapes, dtypes = _signature_shapes(input_shape, dtype)
-    text = json.dumps([config, inner, list(taps), [list(s[1:]) for s in shapes], dtypes, keras_version()],
-                      default=str)
+    backend = _backend()
+    static = exporters.for_backend(backend).STATIC_BATCH
+    text = json.dumps([config, inner, list(taps), [list(s if static else s[1:]) for s in shapes], dtypes,
+                       keras_version(), backend], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
 
 
 def keras_version() -> str:
@@ -102,17 +120,15 @@ def export_keras(
 ) -> KerasOnnx:
     """Export ``call`` (a built Keras layer or model, or a :class:`~bnport.adapters.keras.taps.Tapped` model)
     applied with ``training=False`` to ONNX, for inputs of ``input_shape`` and ``dtype`` (one each, or one per model
-    input; the batch axis stays open).
+    input; the batch axis stays open, except on the torch backend: :mod:`bnport.adapters.keras.exporters.torch`).
 
     The weights are not frozen into the graph: they are graph inputs fed at run time (``KerasOnnx.feeds``),
     through a ``keras.StatelessScope`` mapping each variable to its input. The graph then depends only on the
     architecture and its settings (epsilon, momentum, padding: all part of the Keras config), so it is cached by
     a hash of the config, the taps and the input shape, and a second verify of the same architecture with other
-    weights skips the export. No weights pass through tf2onnx as constants either; its graph optimizers, which only
-    tidy transposes that ONNX Runtime's own optimizer removes anyway, are skipped (same outputs within float32
-    rounding, same onnxruntime time: docs/performance.md). A model whose layers compute with tensors that are not
-    variables (a ``Normalization`` layer's mean and variance) has them frozen into its graph as constants and is not
-    cached.
+    weights skips the export; no weights pass through the exporter as constants either. A model whose layers compute
+    with tensors that are not variables (a ``Normalization`` layer's mean and variance) has them frozen into its
+    graph as constants and is not cached.
     """
     variables = call.variables if isinstance(call, Tapped) else (
         tuple(call.trainable_variables) + tuple(call.non_trainable_variables))
@@ -128,79 +144,35 @@ def export_keras(
     return KerasOnnx(model, variables)
 
 
-def _convert(call, input_shape, dtype: str, name: str, variables: tuple) -> tuple[onnx.ModelProto, bool]:
-    """The ONNX graph, and whether tensors the function captured were frozen into it as constants."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _convert(call, input_shape, dtype, name: str, variables: tuple) -> tuple[onnx.ModelProto, bool]:
+    """The ONNX graph through the active backend's exporter, and whether it holds tensors frozen as constants."""
     import keras
-    import tensorflow as tf
 
+    backend = exporters.for_backend(keras.backend.backend())
     shapes, dtypes = _signature_shapes(input_shape, dtype)
-    data = [tf.TensorSpec((None, *s[1:]), tf.as_dtype(np.dtype(d)), name=n)
-            for s, d, n in zip(shapes, dtypes, input_names(len(shapes)), strict=True)]
-    weights = [tf.TensorSpec(v.shape, tf.as_dtype(v.dtype), name=f"w{i}") for i, v in enumerate(variables)]
-    signature = (*data, *weights)
     forward = call if isinstance(call, Tapped) else (lambda x: call(x, training=False))
-    count = len(data)
+    count = len(shapes)
 
-    @tf.function(input_signature=signature, autograph=AUTOGRAPH)
     def inference(*args):
         xs, weights = args[:count], args[count:]
         with keras.StatelessScope(state_mapping=list(zip(variables, weights, strict=True))):
             return forward(xs[0] if count == 1 else list(xs))
 
-    captured: dict[str, np.ndarray] = {}
-    try:
-        with EXPORT_LOCK, warnings.catch_warnings(), keras_compat.convolutions_without_xla():
-            warnings.simplefilter("ignore")
-            model = tf2onnx_compat.convert(inference, signature, opset=OPSET, captured=captured)
-    except PatchError:
-        raise
-    except Exception as exc:
-        raise ExportError(f"tf2onnx failed to export Keras '{name}': {exc}") from exc
-    return _restore_conv_groups(_captured_as_initializers(model, captured)), bool(captured)
+    model, constants = backend.convert(inference, variables, shapes, dtypes, input_names(count), name=name)
+    return model, constants or holds_tensors(call)
 
 
-def _captured_as_initializers(model: onnx.ModelProto, captured: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """Graph inputs that stand for tensors the exported function captured become initializers of their values."""
-    from onnx import numpy_helper
+def holds_tensors(call) -> bool:
+    """Whether a layer of ``call`` holds tensors that are not variables (a ``Normalization`` layer's mean): an export
+    freezes them into the graph as constants, so the graph depends on more than the architecture."""
+    import keras
 
-    inputs = [i for i in model.graph.input if i.name not in captured]
-    model.graph.initializer.extend(numpy_helper.from_array(captured[i.name], i.name)
-                                   for i in model.graph.input if i.name in captured)
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    return model
-
-
-def _restore_conv_groups(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give grouped ONNX Conv nodes back the ``group`` attribute tf2onnx 1.17 drops for 3-D convolutions.
-
-    A Conv whose input has C channels and whose weight has C/g input channels per group is grouped with g
-    groups by definition; the node is fixed only when both numbers are known and divide exactly.
-    """
-    from onnx import helper, shape_inference
-
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    if not convs:
-        return model
-    inferred = shape_inference.infer_shapes(model)
-    shapes = {}
-    for info in list(inferred.graph.value_info) + list(inferred.graph.input):
-        dims = info.type.tensor_type.shape.dim
-        shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    for init in model.graph.initializer:
-        shapes[init.name] = list(init.dims)
-    for node in convs:
-        x, w = shapes.get(node.input[0]), shapes.get(node.input[1])
-        if not x or not w or len(x) < 2 or len(w) < 2:
-            continue
-        channels, per_group = x[1], w[1]
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if channels and per_group and channels != per_group * group and channels % per_group == 0:
-            kept = [a for a in node.attribute if a.name != "group"]
-            del node.attribute[:]
-            node.attribute.extend([*kept, helper.make_attribute("group", channels // per_group)])
-    return model
+    model = call.model if isinstance(call, Tapped) else call
+    for layer in keras_compat.flatten_layers(model):
+        for value in vars(layer).values():
+            if keras.ops.is_tensor(value) and not isinstance(value, keras.Variable):
+                return True
+    return False
 
 
 def float32_copy(model):

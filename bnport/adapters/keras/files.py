@@ -33,7 +33,8 @@ def load_model(path: str | Path) -> keras.Model:
     if kind_of(path) != KERAS_ARCHIVE:
         raise CheckpointError(f"{path} holds weights only; give the model with --keras-model FACTORY")
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        with keras_compat.serializing_without_tensorflow():
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} could not be loaded safely as a Keras model: {first}") from exc
@@ -68,7 +69,8 @@ def save(model: keras.Model, path: str | Path, values: list[tuple[keras.Variable
                                   f"variable of shape {tuple(variable.shape)}")
     if kind != KERAS_ARCHIVE:
         _check_space(model, path)
-    with atomic_path(path, suffix=kind) as tmp, keras_compat.skipsets_cached():
+    with (atomic_path(path, suffix=kind) as tmp, keras_compat.skipsets_cached(),
+          keras_compat.serializing_without_tensorflow()):
         if kind == WEIGHTS_H5 and (store := _weights_store()) is not None:
             _save_weights(model, tmp, values or [], store)
             return

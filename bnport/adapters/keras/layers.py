@@ -105,6 +105,8 @@ def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | 
         check_shape(name, key, value.shape, tuple(variable.shape))
         if value.dtype.name != variable.dtype:
             raise IncompatibleLayerError(f"layer '{name}': {key} is {variable.dtype} but the source is {value.dtype}")
+        if value.dtype.kind == "f":
+            keras_bn.check_precision(variable.dtype, f"layer '{name}': {key}")
         write.values.append((variable, value))
     if "epsilon" in spec.attrs and hasattr(layer, "epsilon"):
         write.settings["epsilon"] = float(spec.attrs["epsilon"])

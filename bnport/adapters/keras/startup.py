@@ -1,28 +1,95 @@
-"""Importing Keras (and TensorFlow) quietly, for the command line."""
+"""Starting Keras for the command line: which backend, and importing it quietly (standard library only here)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import os
 import sys
+from pathlib import Path
+
+from bnport.errors import MissingPackageError, UsageError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+#: what each backend needs installed, and the extra of bnport that brings it
+_NEEDS = {"tensorflow": (("tensorflow",), "pip install 'bnport[tensorflow]'"),
+          "jax": (("jax",), "pip install 'bnport[jax]'"),
+          "torch": (("torch",), "pip install torch")}
+
+
+def configured_backend() -> str | None:
+    """The backend the user configured for Keras, as Keras reads it: ``KERAS_BACKEND``, else the ``backend`` of
+    ``$KERAS_HOME/keras.json`` (default ``~/.keras/keras.json``); None when neither says."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        backend = json.loads(Path(home, "keras.json").read_text()).get("backend")
+        if isinstance(backend, str) and backend:
+            return backend
+    return None
+
+
+def choose_backend(requested: str | None) -> tuple[str, str | None]:
+    """The Keras backend a command runs on, set in ``KERAS_BACKEND`` before Keras is imported, and a note when bnport
+    chose it: ``requested`` (``--keras-backend``), else the user's configuration, else Keras's default (tensorflow)
+    when TensorFlow is installed, else torch (installed with bnport)."""
+    keras = sys.modules.get("keras")
+    backend = requested or configured_backend()
+    note = None
+    if backend is None:
+        backend = "tensorflow" if _installed("tensorflow") else "torch"
+        if backend == "torch":
+            note = ("Keras backend: torch (no backend is configured and TensorFlow, Keras's default, is not "
+                    "installed; choose with --keras-backend or KERAS_BACKEND)")
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown Keras backend '{backend}'; bnport runs on {', '.join(BACKENDS)}")
+    if keras is not None and keras.backend.backend() != backend:
+        raise UsageError(f"Keras is already running on the {keras.backend.backend()} backend in this process; a "
+                         f"backend is chosen before Keras is first imported (asked for: {backend})")
+    packages, hint = _NEEDS[backend]
+    missing = [p for p in packages if not _installed(p)]
+    if missing:
+        raise MissingPackageError(f"Keras is set to run on the {backend} backend, and {', '.join(missing)} is not "
+                                  f"installed: {hint}, or choose another backend (--keras-backend or KERAS_BACKEND)")
+    os.environ["KERAS_BACKEND"] = backend
+    return backend, note
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # None in sys.modules (made unimportable) raises ValueError
+        return False
 
 
 def import_keras_quietly() -> None:
-    """Import keras (and TensorFlow) with the C++ start-up chatter on stderr silenced.
+    """Import keras (and TensorFlow on that backend) with the C++ start-up chatter on stderr silenced.
 
     TensorFlow's native code logs CUDA probing lines to file descriptor 2 before ``TF_CPP_MIN_LOG_LEVEL``
-    applies; a command-line tool should print only its own output. Python exceptions are unaffected.
+    applies; a command-line tool should print only its own output. An import that fails is a
+    :class:`~bnport.errors.MissingPackageError` saying what to install.
     """
     if "keras" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
+    failure: ImportError | None = None
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
-            with contextlib.suppress(ImportError):
+            try:
                 import keras  # noqa: F401
+            except ImportError as exc:
+                failure = exc
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    if failure is not None:
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        raise MissingPackageError(f"Keras could not start on the {backend} backend ({failure}): "
+                                  f"{_NEEDS.get(backend, ((), 'pip install keras'))[1]}, or choose another backend "
+                                  "(--keras-backend or KERAS_BACKEND)") from failure

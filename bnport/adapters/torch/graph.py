@@ -7,6 +7,7 @@ import operator
 import torch
 from torch import fx, nn
 
+from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.adapters.torch import layers as torch_layers
 from bnport.core import padding as pad
 from bnport.core.graph import Graph, Node, input_name
@@ -23,10 +24,16 @@ class _Tracer(fx.Tracer):
 
 
 def dataflow(model: nn.Module) -> fx.Graph:
-    """The ``torch.fx`` graph of ``model.forward`` (weight-holding modules are leaves), with bnport's error."""
+    """The ``torch.fx`` graph of ``model.forward`` (weight-holding modules are leaves), with bnport's error.
+
+    Traced under bnport's export lock: while torch.fx traces it replaces ``torch.nn.Module.__call__`` process-wide,
+    so a module called in another thread meanwhile (bnport's own export of another model, in a second verify) would
+    be recorded by this trace and fail it ("module is not installed as a submodule"; seen in the two-thread test).
+    """
     tracer = _Tracer()
     try:
-        return tracer.trace(model)
+        with EXPORT_LOCK:
+            return tracer.trace(model)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedLayerError(

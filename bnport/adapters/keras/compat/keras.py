@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
+import threading
 from collections.abc import Iterator
 
 import keras
@@ -31,6 +33,8 @@ PRIVATE = {
     "Layer._flatten_layers": "every layer inside a layer (public fallback: .layers and attributes)",
     "saving_lib._save_state / H5IOStore": "saving given values without copies (public fallback: save_weights)",
     "backend.tensorflow.nn.conv": "tracing grouped convolutions without XLA (fallback: Keras's own conv)",
+    "backend.torch.nn._maybe_convert_to_channels_last": "exporting 3-D convolutions on the torch backend",
+    "utils.module_utils.tensorflow._available": "serializing a model off TensorFlow without importing it",
 }
 
 
@@ -46,7 +50,10 @@ def probe() -> str | None:
               "Function._run_through_graph": callable(getattr(fn, "_run_through_graph", None)),
               "Layer._flatten_layers": callable(getattr(layer, "_flatten_layers", None)),
               "saving_lib._save_state / H5IOStore": weights_store() is not None,
-              "backend.tensorflow.nn.conv": keras.backend.backend() != "tensorflow" or _tf_nn() is not None}
+              "backend.tensorflow.nn.conv": keras.backend.backend() != "tensorflow" or _tf_nn() is not None,
+              "backend.torch.nn._maybe_convert_to_channels_last":
+                  keras.backend.backend() != "torch" or _torch_nn() is not None,
+              "utils.module_utils.tensorflow._available": _lazy_tf() is not None}
     missing = [name for name, present in checks.items() if not present]
     return f"Keras {keras.__version__} lacks {', '.join(missing)}" if missing else None
 
@@ -268,3 +275,85 @@ def convolutions_without_xla() -> contextlib.AbstractContextManager:
     if tf_nn is None:
         return contextlib.nullcontext()
     return Swap("keras", (Replacement(tf_nn, "conv", _conv_without_xla),))
+
+
+# -- export (PyTorch backend) ----------------------------------------------------------------------------------------
+
+def _torch_nn():
+    """Keras's PyTorch-backend ``nn`` module, if it has the part :func:`convolutions_in_default_layout` replaces."""
+    try:
+        from keras.src.backend.torch import nn as torch_nn
+    except ImportError:
+        return None
+    return torch_nn if callable(getattr(torch_nn, "_maybe_convert_to_channels_last", None)) else None
+
+
+def _unchanged(original):
+    def keep(tensor):
+        return tensor
+
+    return keep
+
+
+def convolutions_in_default_layout() -> contextlib.AbstractContextManager:
+    """Keras's PyTorch-backend convolution traced without its memory-layout hint while exporting (this thread only).
+
+    Before each convolution Keras asks PyTorch for a channels-last memory layout (``tensor.contiguous(memory_format=
+    torch.channels_last_3d)`` for a 3-D one): a speed hint that changes no value, which PyTorch's TorchScript ONNX
+    exporter refuses for 3-D tensors ("onnx memory_format support is not implemented"). An ONNX graph has no memory
+    layouts, so the export leaves the tensor as it is. On a Keras without that function the export goes on with
+    Keras's own convolution (a 3-D one then fails to export, said so by PyTorch).
+    """
+    torch_nn = _torch_nn()
+    if torch_nn is None:
+        return contextlib.nullcontext()
+    return Swap("keras", (Replacement(torch_nn, "_maybe_convert_to_channels_last", _unchanged),))
+
+
+# -- serialization off TensorFlow ------------------------------------------------------------------------------------
+
+_TF_CHECK_LOCK = threading.Lock()
+_tf_check_depth = 0
+
+
+@contextlib.contextmanager
+def serializing_without_tensorflow() -> Iterator[None]:
+    """Keras's serialization, on the JAX or PyTorch backend, without importing TensorFlow.
+
+    ``serialize_keras_object`` asks ``tf.available`` for every object that is not a plain value (is it a
+    ``tf.TensorShape``, a ``tf.DType``?), and that question imports TensorFlow when it is installed: about 5 s the
+    first time, in a process that never runs it (a ``model.to_json()``, a ``.keras`` save). While TensorFlow is not
+    imported no object can be one of its types, so the answer is known: Keras's lazy module is told it is unavailable
+    for the block (its cached answer, ``_available``, set to False and put back after; nested and concurrent blocks
+    share one count). Where TensorFlow is already imported, on its backend, or on a Keras without that attribute,
+    nothing changes.
+    """
+    global _tf_check_depth
+    lazy = _lazy_tf()
+    if lazy is None or keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        yield
+        return
+    with _TF_CHECK_LOCK:
+        if _tf_check_depth == 0:
+            _saved_answer[0] = lazy._available
+            lazy._available = False
+        _tf_check_depth += 1
+    try:
+        yield
+    finally:
+        with _TF_CHECK_LOCK:
+            _tf_check_depth -= 1
+            if _tf_check_depth == 0:
+                lazy._available = _saved_answer[0]
+
+
+_saved_answer: list = [None]  # Keras's cached answer while a block runs
+
+
+def _lazy_tf():
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:
+        return None
+    lazy = getattr(module_utils, "tensorflow", None)
+    return lazy if lazy is not None and hasattr(lazy, "_available") else None
