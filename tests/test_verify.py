@@ -386,3 +386,38 @@ def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     with pytest.raises(ValueError, match="graph input 'w7' not exist"):
         _reset_nodes_with_a_set(Graph.reset_nodes)(graph, [])  # tf2onnx's own check runs, on the full inputs
     assert [n.name for n in graph.inputs] == ["w7"]  # left as it was
+
+
+class _Shift:
+    """A Keras layer adding a tensor it holds (not a variable), as preprocessing layers do with given statistics."""
+
+    @staticmethod
+    def model(offset):
+        import keras
+
+        class Shift(keras.layers.Layer):
+            def __init__(self, offset, **kwargs):
+                super().__init__(**kwargs)
+                self.offset = keras.ops.convert_to_tensor(np.asarray(offset, "float32"))
+
+            def call(self, x):
+                return x + self.offset
+
+        x = keras.Input((4,))
+        return keras.Model(x, keras.layers.Dense(2)(Shift(offset)(x)))
+
+
+@pytest.mark.backends
+def test_a_keras_graph_holding_tensors_that_are_not_variables_is_not_cached():
+    """A layer computing with a tensor that is no variable has it frozen into the graph by every exporter, so a
+    second export must not reuse a graph made with another value of it."""
+    from bnport.adapters.keras import export as keras_export
+    from bnport.onnxcheck import session as runtime
+
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype("float32")
+    keras_export._CACHE.clear()
+    for offset in ([0.0] * 4, [3.0] * 4):
+        k = _Shift.model(offset)
+        exported = keras_export.export_keras(k, x.shape)
+        (y,) = runtime.run(exported.model, exported.feeds(x))
+        assert np.allclose(y, numpy(k(x, training=False)), rtol=0, atol=1e-5), offset

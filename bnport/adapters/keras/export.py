@@ -168,9 +168,10 @@ def holds_tensors(call) -> bool:
     import keras
 
     model = call.model if isinstance(call, Tapped) else call
+    variables = {id(v) for v in model.variables}  # Keras 3.5's backend variables are no keras.Variable instances
     for layer in keras_compat.flatten_layers(model):
         for value in vars(layer).values():
-            if keras.ops.is_tensor(value) and not isinstance(value, keras.Variable):
+            if keras.ops.is_tensor(value) and not isinstance(value, keras.Variable) and id(value) not in variables:
                 return True
     return False
 
