@@ -61,17 +61,14 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 def bench_backends(quick: bool) -> dict:
     """scripts/bench_backend.py once per Keras backend, each in a fresh process."""
+    import bench_backend
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in BACKENDS:
-            env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-            env.pop("PYTHONPATH", None)
-            if backend != "tensorflow":
-                env["PYTHONPATH"] = str(ROOT / "tests" / "without_tensorflow")
             path = Path(tmp) / f"{backend}.json"
             done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_backend.py"),
                                    *(["--quick"] if quick else []), str(path)], capture_output=True, text=True,
-                                  env=env)
+                                  env=bench_backend.env(backend))
             if done.returncode != 0:
                 raise RuntimeError(f"the {backend} backend's benchmark failed: {done.stderr[-3000:]}")
             out[backend] = json.loads(path.read_text())

@@ -27,6 +27,7 @@ BLOCKER = str(ROOT / "tests" / "without_tensorflow")
 
 
 def env(backend: str) -> dict:
+    """The environment of a process on Keras ``backend``: TensorFlow unimportable off its backend."""
     out = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     out.pop("PYTHONPATH", None)
     if backend != "tensorflow":

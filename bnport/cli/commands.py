@@ -72,17 +72,27 @@ def _torch(args: argparse.Namespace):
 
 def verify(args: argparse.Namespace) -> int:
     """``bnport verify``: exit 0 when everything passes, 1 on drift."""
-    from bnport.reports import writers as render
     from bnport.workflows.verification import verify as run
 
     t = _torch(args)
     k = loading.keras_model(args.keras_model, args.keras_weights)
-    shapes = args.input_shape[0] if args.input_shape and len(args.input_shape) == 1 else args.input_shape
     result = run(t, k, _named_inputs(args.inputs), args.map, not args.no_per_layer, args.atol, args.rtol,
-                 input_shape=shapes, batch=args.batch)
+                 input_shape=_input_shapes(args), batch=args.batch)
+    return _reported(result, args)
+
+
+def _input_shapes(args: argparse.Namespace):
+    """``--input-shape``: one shape, a list of them (one per model input), or None."""
+    return args.input_shape[0] if args.input_shape and len(args.input_shape) == 1 else args.input_shape
+
+
+def _reported(result, args: argparse.Namespace) -> int:
+    """Print a verify report, write the report files asked for, and give verify's exit code."""
+    from bnport.reports import writers as render
+
     print(result)
-    for path, write in ((args.json, render.write_json), (args.junit, render.write_junit),
-                        (args.html, render.write_html)):
+    for option, write in (("json", render.write_json), ("junit", render.write_junit), ("html", render.write_html)):
+        path = getattr(args, option, None)
         if path:
             write(result, path)
             print(f"wrote {path}")
@@ -105,23 +115,14 @@ def convert(args: argparse.Namespace) -> int:
 def _verify_conversion(args: argparse.Namespace) -> int:
     """``convert --verify``: the written file against the source, in this process (no second start-up)."""
     from bnport.io.formats import KERAS_ARCHIVE, is_torch_source, keras_kind
-    from bnport.reports import writers as render
     from bnport.workflows.verification import verify as run
 
     torch_file, keras_file = (args.src, args.dst) if is_torch_source(args.src) else (args.dst, args.src)
-    notes: list[str] = []
-    t = loading.torch_model(args.torch_model, torch_file, key=args.checkpoint_key if torch_file == args.src else None,
-                            notes=notes)
+    t = loading.torch_model(args.torch_model, torch_file, key=args.checkpoint_key if torch_file == args.src else None)
     k = (loading.keras_model(keras_file) if keras_kind(keras_file) == KERAS_ARCHIVE
          else loading.keras_model(args.keras_model, keras_file))
-    shapes = args.input_shape[0] if args.input_shape and len(args.input_shape) == 1 else args.input_shape
     print(f"verify {args.dst} against {args.src}")
-    result = run(t, k, mapping=args.map, input_shape=shapes)
-    print(result)
-    if args.json:
-        render.write_json(result, args.json)
-        print(f"wrote {args.json}")
-    return EXIT_OK if result.ok else EXIT_DRIFT
+    return _reported(run(t, k, mapping=args.map, input_shape=_input_shapes(args)), args)
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -33,7 +33,9 @@ def _add_checkpoint_key(p: argparse.ArgumentParser) -> None:
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keras-backend", choices=("tensorflow", "jax", "torch"), metavar="BACKEND",
+    from bnport.adapters.keras.startup import BACKENDS  # the standard library only
+
+    p.add_argument("--keras-backend", choices=BACKENDS, metavar="BACKEND",
                    help="Keras backend to run on: tensorflow, jax or torch (default: KERAS_BACKEND or keras.json, as "
                         "Keras reads them; torch when neither says and TensorFlow is not installed)")
 

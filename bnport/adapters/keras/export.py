@@ -35,8 +35,8 @@ class KerasOnnx:
 
         xs = [x] if isinstance(x, np.ndarray) else list(x)
         taken = {i.name for i in self.model.graph.input}  # an exporter may drop a variable nothing reads
-        values = {f"w{i}": keras.ops.convert_to_numpy(v.value) for i, v in enumerate(self.variables)
-                  if f"w{i}" in taken}
+        values = {n: keras.ops.convert_to_numpy(v.value)
+                  for n, v in zip(weight_names(len(self.variables)), self.variables, strict=True) if n in taken}
         data = dict(zip(input_names(len(xs)), xs, strict=True))
         return {**{name: _as_declared(x, self.model, name) for name, x in data.items()}, **values}
 
@@ -62,6 +62,11 @@ def input_names(count: int) -> list[str]:
     return ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
 
 
+def weight_names(count: int) -> list[str]:
+    """The graph's weight input names, one per variable in order: ``w0``, ``w1``, ..."""
+    return [f"w{i}" for i in range(count)]
+
+
 #: architecture key -> exported graph; a graph depends on the architecture and settings, not on the weights.
 #: The most recent CACHE_SIZE graphs are kept (a graph without its weights is small: docs/performance.md).
 _CACHE: OrderedDict[str, onnx.ModelProto] = OrderedDict()
@@ -76,7 +81,7 @@ def _signature_shapes(input_shape, dtype) -> tuple[list[tuple], list[str]]:
     return shapes, dtypes
 
 
-def _cache_key(call, input_shape, dtype) -> str | None:
+def _cache_key(call, input_shape, dtype, backend) -> str | None:
     taps: tuple[str, ...] = ()
     if isinstance(call, Tapped):
         call, taps = call.model, call.taps
@@ -91,17 +96,10 @@ def _cache_key(call, input_shape, dtype) -> str | None:
     except Exception:  # a subclassed model without a config: not cached
         return None
     shapes, dtypes = _signature_shapes(input_shape, dtype)
-    backend = _backend()
-    static = exporters.for_backend(backend).STATIC_BATCH
+    static = backend.STATIC_BATCH
     text = json.dumps([config, inner, list(taps), [list(s if static else s[1:]) for s in shapes], dtypes,
-                       keras_version(), backend], default=str)
+                       keras_version(), backend.__name__], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _backend() -> str:
-    import keras
-
-    return keras.backend.backend()
 
 
 def keras_version() -> str:
@@ -130,13 +128,16 @@ def export_keras(
     with tensors that are not variables (a ``Normalization`` layer's mean and variance) has them frozen into its
     graph as constants and is not cached.
     """
+    import keras
+
+    backend = exporters.for_backend(keras.backend.backend())
     variables = call.variables if isinstance(call, Tapped) else (
         tuple(call.trainable_variables) + tuple(call.non_trainable_variables))
-    key = _cache_key(call, input_shape, dtype)
+    key = _cache_key(call, input_shape, dtype, backend)
     if key is not None and isinstance(_CACHE.get(key), onnx.ModelProto):
         _CACHE.move_to_end(key)
         return KerasOnnx(_CACHE[key], variables)
-    model, constants = _convert(call, input_shape, dtype, name, variables)
+    model, constants = _convert(backend, call, input_shape, dtype, name, variables)
     if key is not None:
         _CACHE[key] = model if not constants else None  # None: this architecture's graphs hold constants
         while len(_CACHE) > CACHE_SIZE:
@@ -144,11 +145,11 @@ def export_keras(
     return KerasOnnx(model, variables)
 
 
-def _convert(call, input_shape, dtype, name: str, variables: tuple) -> tuple[onnx.ModelProto, bool]:
-    """The ONNX graph through the active backend's exporter, and whether it holds tensors frozen as constants."""
+def _convert(backend, call, input_shape, dtype, name: str, variables: tuple) -> tuple[onnx.ModelProto, bool]:
+    """The ONNX graph through ``backend`` (the active backend's exporter module), and whether it holds tensors frozen
+    as constants."""
     import keras
 
-    backend = exporters.for_backend(keras.backend.backend())
     shapes, dtypes = _signature_shapes(input_shape, dtype)
     forward = call if isinstance(call, Tapped) else (lambda x: call(x, training=False))
     count = len(shapes)
@@ -158,7 +159,8 @@ def _convert(call, input_shape, dtype, name: str, variables: tuple) -> tuple[onn
         with keras.StatelessScope(state_mapping=list(zip(variables, weights, strict=True))):
             return forward(xs[0] if count == 1 else list(xs))
 
-    model, constants = backend.convert(inference, variables, shapes, dtypes, input_names(count), name=name)
+    names = [*input_names(count), *weight_names(len(variables))]
+    model, constants = backend.convert(inference, variables, shapes, dtypes, names, name=name)
     return model, constants or holds_tensors(call)
 
 

@@ -13,10 +13,12 @@ from bnport.errors import MissingPackageError, UsageError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
-#: what each backend needs installed, and the extra of bnport that brings it
-_NEEDS = {"tensorflow": (("tensorflow",), "pip install 'bnport[tensorflow]'"),
-          "jax": (("jax",), "pip install 'bnport[jax]'"),
-          "torch": (("torch",), "pip install torch")}
+
+
+def install_hint(backend: str) -> str:
+    """What to install for Keras ``backend`` and its exporter: bnport's extra (torch needs none: it is a
+    dependency)."""
+    return f"pip install 'bnport[{backend}]'" if backend in ("tensorflow", "jax") else f"pip install {backend}"
 
 
 def configured_backend() -> str | None:
@@ -40,7 +42,7 @@ def choose_backend(requested: str | None) -> tuple[str, str | None]:
     backend = requested or configured_backend()
     note = None
     if backend is None:
-        backend = "tensorflow" if _installed("tensorflow") else "torch"
+        backend = "tensorflow" if installed("tensorflow") else "torch"
         if backend == "torch":
             note = ("Keras backend: torch (no backend is configured and TensorFlow, Keras's default, is not "
                     "installed; choose with --keras-backend or KERAS_BACKEND)")
@@ -49,16 +51,16 @@ def choose_backend(requested: str | None) -> tuple[str, str | None]:
     if keras is not None and keras.backend.backend() != backend:
         raise UsageError(f"Keras is already running on the {keras.backend.backend()} backend in this process; a "
                          f"backend is chosen before Keras is first imported (asked for: {backend})")
-    packages, hint = _NEEDS[backend]
-    missing = [p for p in packages if not _installed(p)]
-    if missing:
-        raise MissingPackageError(f"Keras is set to run on the {backend} backend, and {', '.join(missing)} is not "
-                                  f"installed: {hint}, or choose another backend (--keras-backend or KERAS_BACKEND)")
+    if not installed(backend):  # each backend's package is named as the backend
+        raise MissingPackageError(f"Keras is set to run on the {backend} backend, and {backend} is not installed: "
+                                  f"{install_hint(backend)}, or choose another backend (--keras-backend or "
+                                  "KERAS_BACKEND)")
     os.environ["KERAS_BACKEND"] = backend
     return backend, note
 
 
-def _installed(package: str) -> bool:
+def installed(package: str) -> bool:
+    """Whether ``package`` can be imported, without importing it."""
     try:
         return importlib.util.find_spec(package) is not None
     except (ImportError, ValueError):  # None in sys.modules (made unimportable) raises ValueError
@@ -91,5 +93,5 @@ def import_keras_quietly() -> None:
     if failure is not None:
         backend = os.environ.get("KERAS_BACKEND", "tensorflow")
         raise MissingPackageError(f"Keras could not start on the {backend} backend ({failure}): "
-                                  f"{_NEEDS.get(backend, ((), 'pip install keras'))[1]}, or choose another backend "
-                                  "(--keras-backend or KERAS_BACKEND)") from failure
+                                  f"{install_hint(backend) if backend in BACKENDS else 'pip install keras'}, or choose "
+                                  "another backend (--keras-backend or KERAS_BACKEND)") from failure

@@ -11,6 +11,7 @@ import onnx
 
 from bnport.adapters.keras.compat import jax2onnx as jax2onnx_compat
 from bnport.errors import ExportError, PatchError
+from bnport.onnxcheck.shapes import known_dims
 
 OPSET = 18
 #: the graph keeps its batch axis open
@@ -26,8 +27,7 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
     data = [jax.ShapeDtypeStruct(("batch", *s[1:]), np.dtype(d)) for s, d in zip(shapes, dtypes, strict=True)]
     weights = [jax.ShapeDtypeStruct(tuple(v.shape), np.dtype(v.dtype)) for v in variables]
     try:
-        model = jax2onnx_compat.to_onnx(forward, [*data, *weights],
-                                        names=[*names, *(f"w{i}" for i in range(len(variables)))], opset=OPSET)
+        model = jax2onnx_compat.to_onnx(forward, [*data, *weights], names=names, opset=OPSET)
     except PatchError:
         raise
     except Exception as exc:
@@ -48,14 +48,12 @@ def _pools_within_three_axes(model: onnx.ModelProto) -> onnx.ModelProto:
     window leaves alone (size, stride and dilation 1, no padding) are swapped with the two leading axes of size 1,
     the size-1 axes squeezed away, the pool run over the rest, and the same steps undone: the same values, exactly.
     """
-    from onnx import helper, shape_inference
+    from onnx import helper
 
     pools = [n for n in model.graph.node if n.op_type in ("MaxPool", "AveragePool")]
     if not any(len(_ints(n, "kernel_shape")) > 3 for n in pools):
         return model
-    dims = {}
-    for info in list(shape_inference.infer_shapes(model).graph.value_info) + list(model.graph.input):
-        dims[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+    dims = known_dims(model)
     nodes = []
     for node in model.graph.node:
         rewritten = _rewrite_pool(node, dims.get(node.input[0]), helper) if node in pools else None

@@ -17,6 +17,7 @@ from bnport.adapters.keras.compat import keras as keras_compat
 from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
 from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.errors import ExportError, PatchError
+from bnport.onnxcheck.shapes import known_dims
 
 OPSET = 17
 #: the graph keeps its batch axis open
@@ -35,8 +36,9 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
     import tensorflow as tf
 
     data = [tf.TensorSpec((None, *s[1:]), tf.as_dtype(np.dtype(d)), name=n)
-            for s, d, n in zip(shapes, dtypes, names, strict=True)]
-    weights = [tf.TensorSpec(v.shape, tf.as_dtype(v.dtype), name=f"w{i}") for i, v in enumerate(variables)]
+            for s, d, n in zip(shapes, dtypes, names[:len(shapes)], strict=True)]
+    weights = [tf.TensorSpec(v.shape, tf.as_dtype(v.dtype), name=n)
+               for v, n in zip(variables, names[len(shapes):], strict=True)]
     signature = (*data, *weights)
     inference = tf.function(forward, input_signature=signature, autograph=AUTOGRAPH)
     captured: dict[str, np.ndarray] = {}
@@ -69,18 +71,12 @@ def _restore_conv_groups(model: onnx.ModelProto) -> onnx.ModelProto:
     A Conv whose input has C channels and whose weight has C/g input channels per group is grouped with g
     groups by definition; the node is fixed only when both numbers are known and divide exactly.
     """
-    from onnx import helper, shape_inference
+    from onnx import helper
 
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     if not convs:
         return model
-    inferred = shape_inference.infer_shapes(model)
-    shapes = {}
-    for info in list(inferred.graph.value_info) + list(inferred.graph.input):
-        dims = info.type.tensor_type.shape.dim
-        shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    for init in model.graph.initializer:
-        shapes[init.name] = list(init.dims)
+    shapes = known_dims(model)
     for node in convs:
         x, w = shapes.get(node.input[0]), shapes.get(node.input[1])
         if not x or not w or len(x) < 2 or len(w) < 2:

@@ -42,7 +42,7 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
         with EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad(), keras_compat.convolutions_in_default_layout():
             warnings.simplefilter("ignore")
             torch.onnx.export(Forward(), (*data, *weights), buffer,
-                              input_names=[*names, *(f"w{i}" for i in range(len(variables)))],
+                              input_names=list(names),
                               opset_version=OPSET, dynamo=False, do_constant_folding=False,
                               training=torch.onnx.TrainingMode.EVAL)
     except Exception as exc:
