@@ -64,3 +64,15 @@ def warn(message: str) -> None:
         frame, level = frame.f_back, level + 1
     warnings.warn(message, BnportWarning, stacklevel=level + 1)
 
+
+
+def one_line(exc: BaseException, limit: int = 800) -> str:
+    """A third-party exception's whole message on one line (its lines joined, never cut at the first: Keras puts the
+    cause on a later line), at most ``limit`` characters; its type's name when it says nothing."""
+    import re
+
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # terminal colour codes (torch.load's messages have some)
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

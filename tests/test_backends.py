@@ -108,7 +108,7 @@ def test_convert_and_verify_on_the_torch_backend_never_import_tensorflow_even_wh
             "--keras-model", f"{ARCH}:keras_resnet", "--verify", "--json", str(tmp_path / "r.json")]
     done = run("torch", CONVERT.format(argv=argv), block_tensorflow=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "RC 0 TF False" in done.stdout and "ok: 13 layers and 1 outputs within tolerance" in done.stdout
+    assert "RC 0 TF False" in done.stdout and "ok: 13 layers and 1 output within tolerance" in done.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["ok"] is True
 

@@ -78,6 +78,6 @@ def test_demo_converts_verifies_and_explains(tmp_path):
     assert out.returncode == 0, out.stderr + out.stdout
     assert (tmp_path / "out" / "resnet.keras").is_file()
     assert (tmp_path / "out" / "resnet-verify.html").is_file() and (tmp_path / "out" / "resnet-verify.json").is_file()
-    assert "ok: 13 layers and 1 outputs within tolerance" in out.stdout
+    assert "ok: 13 layers and 1 output within tolerance" in out.stdout
     assert "[epsilon] epsilon differs: PyTorch 2e-05, Keras 0.001" in out.stdout
     assert "ok: the converted file computes what the PyTorch checkpoint computes" in out.stdout

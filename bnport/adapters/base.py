@@ -52,8 +52,9 @@ class Adapter(Protocol):
     def prepare(self, spec: AnySpec, node: Node) -> Write:
         """Check that ``spec`` fits the layer of ``node`` and say what writing it sets; nothing is written."""
 
-    def commit(self, writes: list[Write], *, early: object = None) -> None:
-        """Do the checked writes (``early``: kernels already copied into this side's layout, or None)."""
+    def commit(self, writes: list[Write], *, early: object = None, model: object = None) -> None:
+        """Do the checked writes (``early``: kernels already copied into this side's layout, or None) into ``model``
+        (the destination model when a whole model is ported, for what applies to it as a whole, or None)."""
 
     def tap(self, model: object, names: list[str], activations: dict[str, str | None] | None = None,
             notes: list[str] | None = None) -> Tapped:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bnport.errors import UsageError
-from bnport.io.factories import build
+from bnport.io.factories import FactoryError, a_name, build
 from bnport.io.formats import KERAS_ARCHIVE, keras_kind
 
 
@@ -31,6 +31,7 @@ def torch_model(factory: str | object, weights: str | Path | None = None, *, key
     from bnport.adapters.torch import files as torch_files
 
     notes = notes if notes is not None else []
+    _refuse_file_as_factory(factory, "torch", "PyTorch")
     if weights is None:
         if not is_reference(factory):
             return _checked(factory, "the torch_model given is")
@@ -72,10 +73,28 @@ def _built_on_meta(factory: str):
     try:
         with torch.device("meta"):
             return _checked(build(factory), f"factory {factory!r} returned")
+    except FactoryError:  # it may not build on meta: the normal build raises its own error, if it has one
+        return None
     except UsageError:
         raise
     except Exception:
         return None
+
+
+def _refuse_file_as_factory(ref: object, side: str, framework: str) -> None:
+    """A weights file given where the model definition goes: say where it belongs."""
+    from bnport.io.formats import framework_of_file
+
+    if not isinstance(ref, (str, os.PathLike)) or ":" in Path(ref).name or _is_archive(str(ref)):
+        return
+    try:
+        holder = "Keras" if framework_of_file(Path(ref)) == "keras" else "PyTorch"
+    except UsageError:
+        return  # not a checkpoint name: the factory syntax error says what is expected
+    what = "a .keras file or " if side == "keras" else ""
+    raise UsageError(f"{ref} is a {holder} weights file, not a model "
+                     f"definition: pass it as --{side}-weights ({side}_weights=), with --{side}-model {what}a factory "
+                     f"MODULE:FUNCTION or path/to/file.py:FUNCTION building the {framework} model")
 
 
 def on_meta(model) -> bool:
@@ -93,7 +112,7 @@ def _checked(model, origin: str):
 
     # a Keras model is a torch.nn.Module too on Keras's PyTorch backend
     if not isinstance(model, torch.nn.Module) or _is_keras(model):
-        raise UsageError(f"{origin} a {type(model).__name__}, not a torch.nn.Module")
+        raise UsageError(f"{origin} {a_name(model)}, not a torch.nn.Module")
     return model
 
 
@@ -126,6 +145,7 @@ def keras_model(model_ref: str | object, weights: str | Path | None = None):
 
     from bnport.adapters.keras import files as keras_files
 
+    _refuse_file_as_factory(model_ref, "keras", "Keras")
     if not is_reference(model_ref):
         model = _checked_keras(model_ref, "the keras_model given is")
     else:
@@ -140,8 +160,13 @@ def _checked_keras(model, origin: str):
     import keras
 
     if not isinstance(model, keras.Model):
-        raise UsageError(f"{origin} a {type(model).__name__}, not a keras.Model")
+        raise UsageError(f"{origin} {a_name(model)}, not a keras.Model")
     return model
+
+
+def is_keras_file(model_ref: object) -> bool:
+    """A ``.keras`` archive named as a Keras model (it holds its weights), as opposed to a factory."""
+    return isinstance(model_ref, (str, os.PathLike)) and _is_archive(str(model_ref))
 
 
 def _is_archive(model_ref: str) -> bool:

@@ -46,6 +46,8 @@ def explain(args: argparse.Namespace) -> int:
     """``bnport explain``: findings for every BatchNorm pair of two models."""
     t = _torch(args)
     k = loading.keras_model(args.keras_model, args.keras_weights)
+    for note in _own_weights(args):
+        print(f"note: {note}")
     _print_explanations(t, k, args.inputs)
     return EXIT_OK
 
@@ -78,7 +80,19 @@ def verify(args: argparse.Namespace) -> int:
     k = loading.keras_model(args.keras_model, args.keras_weights)
     result = run(t, k, _named_inputs(args.inputs), args.map, not args.no_per_layer, args.atol, args.rtol,
                  input_shape=_input_shapes(args), batch=args.batch)
+    result.notes += _own_weights(args)
     return _reported(result, args)
+
+
+def _own_weights(args: argparse.Namespace) -> list[str]:
+    """A model compared with the weights its factory gives it (no weights file): said, since it is rarely meant."""
+    said = []
+    if not args.torch_weights:
+        said.append(f"no --torch-weights: the PyTorch model has the weights its factory {args.torch_model!r} gives "
+                    "it (random unless the factory loads a checkpoint)")
+    if not args.keras_weights and not loading.is_keras_file(args.keras_model):
+        said.append(f"no --keras-weights: the Keras model has the weights its factory {args.keras_model!r} gives it")
+    return said
 
 
 def _input_shapes(args: argparse.Namespace):

@@ -16,6 +16,37 @@ from bnport.cli.exit_codes import EXIT_DRIFT, EXIT_INTERRUPTED, EXIT_OK, EXIT_US
 __all__ = ["EXIT_DRIFT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that remembers its option strings, to suggest the closest one for a typo."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.option_names: list[str] = []  # before argparse adds --help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.option_names += [s for s in action.option_strings if s.startswith("--")]
+        return action
+
+
+def _check_options(commands: dict, argv: Sequence[str]) -> None:
+    """Refuse an option the command does not have, naming the closest one (argparse would first complain about a
+    missing required option, or print the top-level usage)."""
+    import difflib
+
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in commands:
+        return
+    known = commands[command].option_names
+    for token in argv[: list(argv).index("--") if "--" in argv else len(argv)]:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--") or name in known or any(k.startswith(name) for k in known):
+            continue  # argparse takes an unambiguous prefix
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; see bnport {command} --help"
+        commands[command].error(f"unknown option {name}{hint}")
+
+
 def _add_models(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--torch-model", required=required, metavar="FACTORY",
                    help="MODULE:FACTORY or path/to/file.py:FACTORY building the PyTorch model")
@@ -60,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 models drift, 2 bad input or usage",
     )
     parser.add_argument("--version", action="version", version=f"bnport {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("explain", help="say why the BatchNorm layers of a PyTorch and a Keras model differ")
     _add_models(p, required=True)
@@ -116,12 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="out", help="where the ported files go (default: ./out)")
     for command in sub.choices.values():
         _add_backend(command)
+    parser.commands = sub.choices  # name -> subcommand parser, for the option check
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _check_options(parser.commands, argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -132,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     return_large_blocks()
     try:
+        _check_outputs(args)
         if _needs_keras(args):
             from bnport.adapters.keras import startup
 
@@ -148,6 +183,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bnport: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Report files asked for are checked before any work: a verification is not run to be lost at the end."""
+    from pathlib import Path
+
+    from bnport.errors import BnportError
+    from bnport.io.atomic import check_destination
+
+    for option in ("json", "junit", "html"):
+        path = getattr(args, option, None)
+        if isinstance(path, str):
+            try:
+                check_destination(Path(path), force=True)
+            except BnportError as exc:
+                raise type(exc)(f"--{option}: {exc}") from None
 
 
 def _needs_keras(args: argparse.Namespace) -> bool:

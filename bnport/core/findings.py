@@ -85,7 +85,9 @@ def _mode_findings(x: np.ndarray, t: Side, k: Side) -> list[Finding]:
         found.append(Finding(
             "train-mode",
             f"{t.name} is in training mode, so it normalizes with the statistics of each batch; Keras "
-            "inference uses the moving statistics. Call .eval() on the module before comparing or exporting.",
+            "inference uses the moving statistics. Each forward pass in training mode also overwrites the running "
+            "statistics (running = (1 - momentum) * running + momentum * batch): call .eval() before the first "
+            "forward pass, and reload the checkpoint if the model already ran in training mode.",
             _delta(x, (t.spec, True), (t.spec, False)),
         ))
     if k.training and not t.training:
@@ -130,13 +132,8 @@ def _vector_findings(x: np.ndarray, t: Side, k: Side, training: bool) -> list[Fi
 def _stats_findings(x: np.ndarray, t: Side, k: Side) -> list[Finding]:
     replaced = t.spec.replace(running_mean=k.spec.running_mean, running_var=k.spec.running_var)
     delta = _delta(x, (t.spec, False), (replaced, False))
-    if t.spec.fresh_stats and k.spec.fresh_stats:
-        return [Finding(
-            "fresh-stats",
-            "neither layer's running statistics were ever trained (mean 0, variance 1): both only apply "
-            "gamma and beta to a rescaled input; check that the checkpoint was loaded.",
-            0.0,
-        )]
+    if t.spec.fresh_stats and k.spec.fresh_stats:  # the same statistics: no difference (explain notes it)
+        return []
     if t.spec.fresh_stats != k.spec.fresh_stats:
         fresh = t if t.spec.fresh_stats else k
         return [Finding(

@@ -19,6 +19,7 @@ from bnport.core.differences import Difference, differences
 from bnport.core.frameworks import TORCH
 from bnport.core.graph import Graph, Node, labels
 from bnport.core.layers import describe, settings_conflicts, signature
+from bnport.core.wording import count
 from bnport.errors import IncompatibleLayerError, UsageError
 
 
@@ -69,11 +70,18 @@ class Plan:
         out = [f"conflict: {c}" for c in self.conflicts] + [f"ambiguous: {a}" for a in self.ambiguous]
         if strict:
             out += [f"differs: {d.torch_name} <-> {d.keras_name}: {d}" for d in self.differences]
-            out += [f"unmatched PyTorch layer: {n}" for n in self.unmatched_torch]
-            out += [f"unmatched Keras layer: {n}" for n in self.unmatched_keras]
+            out += [f"unmatched PyTorch layer: {n}{self._shapes(self.torch_graph, n)}" for n in self.unmatched_torch]
+            out += [f"unmatched Keras layer: {n}{self._shapes(self.keras_graph, n)}" for n in self.unmatched_keras]
             out += [f"unsupported PyTorch layer: {n}" for n in self.unsupported_torch]
             out += [f"unsupported Keras layer: {n}" for n in self.unsupported_keras]
         return out
+
+    @staticmethod
+    def _shapes(graph: Graph | None, name: str) -> str:
+        """`` (conv(weight[8, 3, 3, 3]))``: what an unmatched layer holds, in the framework-neutral layout both sides
+        are compared in, so the shapes that stopped a pairing can be read side by side."""
+        node = graph.nodes.get(name) if graph is not None else None
+        return f" ({describe(node.spec)})" if node is not None and node.spec is not None else ""
 
     def graph(self, framework: str) -> Graph | None:
         """The graph of that side (``"torch"`` or ``"keras"``)."""
@@ -92,7 +100,8 @@ class Plan:
         problems = self.problems(strict=strict)
         if problems:
             raise PlanError(
-                f"cannot pair the models ({len(self.pairs)} pairs found, {len(problems)} problems):\n  "
+                f"cannot pair the models ({count(len(self.pairs), 'pair')} found, {count(len(problems), 'problem')}):"
+                "\n  "
                 + "\n  ".join(problems)
             )
 
@@ -110,7 +119,7 @@ class Plan:
         }
 
     def __str__(self) -> str:
-        lines = [f"{len(self.pairs)} pairs"]
+        lines = [count(len(self.pairs), "pair")]
         lines += [f"  {p.torch_name} <-> {p.keras_name}  [{p.kind}, {p.how}]" for p in self.pairs]
         lines += [f"  {line}" for line in self.problems(strict=True)]
         return "\n".join(lines)

@@ -29,6 +29,14 @@ def is_torch_source(path: str | Path) -> bool:
     return path.suffix in TORCH_SUFFIXES or path.name.endswith(INDEX_SUFFIX)
 
 
+def files_to_write(src: str | Path, folder: Path) -> tuple[Path, Path]:
+    """Two destination files in ``folder`` for converting ``src`` (the other framework's usual suffixes), to name in a
+    message when a folder is given where a file is wanted."""
+    name = Path(src).name.split(".")[0] or "model"
+    other = (WEIGHTS_H5, KERAS_ARCHIVE) if framework_of_file(src) == TORCH else (SAFETENSORS, ".pt")
+    return folder / (name + other[0]), folder / (name + other[1])
+
+
 def keras_kind(path: str | Path) -> str | None:
     """``.keras``, ``.weights.h5`` or ``.h5`` (legacy) from a file name; None for anything else."""
     name = Path(path).name

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
-from bnport.errors import ExportError
+from bnport.errors import ExportError, one_line
 
 
 def session(model: onnx.ModelProto):
@@ -32,5 +32,5 @@ def run(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray] | np.ndarray) -
     try:
         return sess.run(None, dict(inputs))
     except Exception as exc:  # onnxruntime raises ValueError, RuntimeError or its own Fail/InvalidArgument types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise ExportError(f"onnxruntime could not run the model '{model.graph.name}': {first}") from exc

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from bnport.core.wording import count
 from bnport.io.atomic import atomic_path
 from bnport.reports import chart
 
@@ -33,11 +34,17 @@ def table(report) -> str:
     lines += [f"not compared: {entry}" for entry in report.not_compared]
     lines += [f"not paired: {entry}" for entry in report.unpaired]
     lines += [f"note: {entry}" for entry in report.notes]
-    if report.ok:
-        lines.append(f"ok: {len(report.rows)} layers and {len(report.final)} outputs within tolerance")
+    lines += [f"WARNING: {entry}" for entry in report.warnings]
+    if report.ok and report.rows:
+        lines.append(f"ok: {count(len(report.rows), 'layer')} and {count(len(report.final), 'output')} within "
+                     "tolerance")
+    elif report.ok:
+        lines.append(f"ok: {count(len(report.final), 'output')} within tolerance (outputs only: no layer compared "
+                     "one by one)")
     elif report.first_divergence is None:
-        lines.append(f"NOT OK: {len(report.not_compared)} requested comparisons were not made (above); "
-                     f"{len(report.rows)} layers and {len(report.final)} outputs compared within tolerance")
+        lines.append(f"NOT OK: {count(len(report.not_compared), 'requested comparison')} not made (above); "
+                     f"{count(len(report.rows), 'layer')} and {count(len(report.final), 'output')} compared within "
+                     "tolerance")
     else:
         first = report.first_divergence
         lines.append(f"DRIFT: first divergence at {first.torch_name} <-> {first.keras_name} ({first.kind})")
@@ -98,6 +105,8 @@ def write_html(report, path: str | Path) -> None:
     findings += "".join(f"<li><b>not compared</b> {html.escape(e)}</li>" for e in report.not_compared)
     findings += "".join(f"<li><b>not paired</b> {html.escape(e)}</li>" for e in report.unpaired)
     findings += "".join(f"<li><b>note</b> {html.escape(e)}</li>" for e in report.notes)
+    warned = "".join(f"<li class=\"warning\"><b>warning</b> {html.escape(e)}</li>" for e in report.warnings)
+    findings = warned + findings
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bnport verify</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}

@@ -17,7 +17,7 @@ from bnport.adapters import loading
 from bnport.core.frameworks import KERAS, TORCH
 from bnport.errors import CheckpointError, UsageError
 from bnport.io.atomic import check_destination
-from bnport.io.formats import KERAS_ARCHIVE, framework_of_file, keras_kind
+from bnport.io.formats import KERAS_ARCHIVE, files_to_write, framework_of_file, keras_kind
 from bnport.workflows.porting import PortReport, commit, prepared
 
 
@@ -69,6 +69,9 @@ def convert(
     device, and the ported values go straight to the file.
     """
     src, dst = Path(src), Path(dst)
+    if dst.is_dir():
+        first, second = files_to_write(src, dst)
+        raise CheckpointError(f"{dst} is a directory: give the file to write in it, e.g. {first} or {second}")
     source, destination = adapters.get(framework_of_file(src)), adapters.get(framework_of_file(dst))
     if source is destination:
         raise UsageError(f"{src} and {dst} are both {source.framework} files; bnport converts between frameworks")

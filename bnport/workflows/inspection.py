@@ -10,7 +10,7 @@ import numpy as np
 from bnport.core import health
 from bnport.core.frameworks import TORCH
 from bnport.core.spec import BatchNormSpec
-from bnport.errors import CheckpointError
+from bnport.errors import CheckpointError, one_line
 from bnport.io.formats import KERAS_ARCHIVE, framework_of_file, is_torch_source, keras_kind
 
 _BN_KEYS = ("running_mean", "running_var")
@@ -118,7 +118,7 @@ def _h5_entries(path: Path) -> list[Entry]:
         with h5py.File(path, "r") as handle:
             handle.visititems(visit)
     except Exception as exc:  # h5py raises OSError, KeyError, RuntimeError... on damaged files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise CheckpointError(f"{path} is not a readable HDF5 file: {first}") from exc
     entries = []
     for name, arrays in groups.items():

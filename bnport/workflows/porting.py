@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bnport import adapters
-from bnport.core import health
+from bnport.core import health, wording
 from bnport.core.frameworks import KERAS, TORCH, framework_of, torch_and_keras
 from bnport.core.layers import ROUNDING, Write, cast, cast_is_exact, dtype_of, tensors_of
 from bnport.core.pairing import Pair, Plan, match
@@ -59,8 +59,8 @@ class PortReport:
     plan: Plan | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
-        lines = [f"ported {len(self.pairs)} layers ({self.tensors} tensors, {self.bytes / 2**20:.1f} MiB) "
-                 f"{self.direction}"]
+        held = f"{wording.count(self.tensors, 'tensor')}, {wording.size(self.bytes)}"
+        lines = [f"ported {wording.count(len(self.pairs), 'layer')} ({held}) {self.direction}"]
         lines += [f"  not ported (source, no partner): {n}" for n in self.unmatched_src]
         lines += [f"  not ported (source, no mapping in bnport): {n}" for n in self.unsupported_src]
         lines += [f"  left as it was (destination, no partner): {n}" for n in self.unmatched_dst]
@@ -95,6 +95,8 @@ def port(
     Conflicts (shapes, strides, dtypes, flatten order) and ambiguities are errors either way.
     BatchNorm epsilon and momentum are carried from the source (momentum inverted), as in ``bnport.to_keras``.
     Non-finite weights or statistics and negative variances are refused unless ``allow_bad_stats=True``.
+    A PyTorch destination is left in eval mode, the whole module (the mode its ported statistics are used in;
+    ``.train()`` it to train on).
     """
     ready = prepared(src_model, dst_model, mapping, strict, allow_bad_stats=allow_bad_stats, progress=progress)
     commit(ready)
@@ -103,7 +105,7 @@ def port(
 
 def commit(ready: Prepared) -> None:
     """Write what :func:`prepared` checked into the destination model, through its framework's adapter."""
-    adapters.get(ready.destination).commit(ready.writes, early=ready.early)
+    adapters.get(ready.destination).commit(ready.writes, early=ready.early, model=ready.model)
 
 
 @dataclass
@@ -115,6 +117,7 @@ class Prepared:
     writes: list[Write]
     destination: str
     early: EarlyKernels | None = None
+    model: object = None
 
 
 def prepared(
@@ -146,7 +149,7 @@ def _prepared(early, src_model, dst_model, mapping, strict: bool, allow_bad_stat
         writes = _prepare(report, p, src.framework, dst, progress)
         if checked is not None:
             checked.result()
-    return Prepared(report, writes, dst.framework, early)
+    return Prepared(report, writes, dst.framework, early, dst_model)
 
 
 def _prepare(report: PortReport, p: Plan, source: str, dst: adapters.Adapter, progress: bool) -> list:

@@ -21,7 +21,7 @@ from bnport.core import kinds, layout, model_inputs, tolerance
 from bnport.core.compare import Comparison, compare
 from bnport.core.findings import Finding
 from bnport.core.pairing import Pair, Plan
-from bnport.errors import IncompatibleLayerError
+from bnport.errors import IncompatibleLayerError, warn
 from bnport.onnxcheck import session as runtime
 
 #: kinds whose outputs carry a channel axis that Keras keeps last
@@ -40,8 +40,8 @@ class Row:
 
     @property
     def passed(self) -> bool:
-        """Within tolerance and nothing found that makes the PyTorch side compute something else."""
-        return self.comparison.ok and not any(f.code == "train-mode" for f in self.findings)
+        """Within tolerance (both sides compared as exported: PyTorch in eval mode, Keras in inference)."""
+        return self.comparison.ok
 
     def as_dict(self) -> dict:
         """The row in the JSON report's schema."""
@@ -72,6 +72,8 @@ class VerifyReport:
             outputs still compare what they compute).
         notes: how the comparison was made where it is not the plain float32 one (a float32 copy of a half-precision
             model, a tolerance unit for half precision).
+        warnings: what the comparison could not show and a user must know: a PyTorch model left in training mode
+            (verified in eval mode, as exported; run as it is, it computes something else). No effect on ``ok``.
         input_shape: channels-first shape of the (first) input.
         input_shapes: channels-first shape of each input, in the Keras model's input order.
         seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
@@ -87,6 +89,7 @@ class VerifyReport:
     not_compared: list[str] = field(default_factory=list)
     unpaired: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     input_shape: tuple[int, ...] = ()
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -107,6 +110,7 @@ class VerifyReport:
             "not_compared": self.not_compared,
             "unpaired": self.unpaired,
             "notes": self.notes,
+            "warnings": self.warnings,
             "seconds": self.seconds,
         }
 
@@ -151,6 +155,7 @@ def verify(
     computes in float32 either way, said in ``VerifyReport.notes``).
     """
     from bnport.adapters.torch import export as torch_export
+    from bnport.adapters.torch.batchnorm import in_training_mode
     from bnport.core.frameworks import KERAS, TORCH, torch_and_keras
     from bnport.workflows.porting import _plan
 
@@ -195,7 +200,7 @@ def verify(
     if coarsest > tolerance.U and atol is None and rtol is None:
         notes.append(f"a model holds or computes in half precision: tolerances use its rounding unit {coarsest:.3g} "
                      f"(float32: {tolerance.U:.3g}) where it is involved")
-    rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, torch_model, units)
+    rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, units)
     final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol, coarsest)
     failing = [r for r in rows + final if not r.passed]
     first = failing[0] if failing else None
@@ -204,9 +209,23 @@ def verify(
                     if pair.keras_name in skipped]
     if per_layer and not wanted:
         not_compared.append("no layer pair: the plan paired no weight-holding layers; only the outputs were compared")
+    warned = _training_warning(in_training_mode(torch_model))
+    for message in warned:
+        warn(message)
     return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
                         findings=findings, not_compared=not_compared, unpaired=_unpaired(p), notes=notes,
+                        warnings=warned,
                         input_shape=xs.shapes[0], input_shapes=list(xs.shapes), seconds=clock)
+
+
+def _training_warning(names: list[str]) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return [f"the PyTorch model is in training mode ({len(names)} module{'s' if len(names) != 1 else ''} whose "
+            f"output depends on it: {shown}): verified in eval mode, as exported. Run as it is, BatchNorm normalizes "
+            "with each batch's statistics and overwrites its running statistics on every forward pass; call "
+            "model.eval() before running it"]
 
 
 def _unpaired(p: Plan) -> list[str]:
@@ -278,21 +297,15 @@ def _tol(depth: float, ref: np.ndarray, atol, rtol, unit: float = tolerance.U) -
     return (atol or 0.0) + (rtol or 0.0) * float(np.max(np.abs(ref)))
 
 
-def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, torch_model, units) -> list[Row]:
+def _rows(p: Plan, pairs: list[Pair], t_out, k_out, keras_last, atol, rtol, units) -> list[Row]:
     depths = tolerance.depths(p.torch_graph)
-    modules = dict(torch_model.named_modules())
     rows = []
     for pair, yt, yk in zip(pairs, t_out, k_out, strict=True):
         name = pair.torch_name
         channels_first_norm = bool(getattr(p.torch_graph.nodes[name].spec, "attrs", {}).get("channels_first"))
         yk = _to_torch_layout(yk, kinds.has_channels(pair.kind) or channels_first_norm, keras_last, yt.shape)
         tol = _tol(depths[name], yt, atol, rtol, units[name])
-        found = ()
-        if getattr(modules.get(name), "training", False) and pair.kind == "batchnorm":
-            found = (Finding("train-mode", f"PyTorch {name} is in training mode: run as it is, it normalizes with "
-                                           "batch statistics (exported here in eval mode); call .eval()"),)
-        rows.append(Row(name, pair.keras_name, pair.kind, compare(f"{name} <-> {pair.keras_name}", yk, yt, tol),
-                        tol, found))
+        rows.append(Row(name, pair.keras_name, pair.kind, compare(f"{name} <-> {pair.keras_name}", yk, yt, tol), tol))
     return rows
 
 

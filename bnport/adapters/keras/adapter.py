@@ -25,7 +25,7 @@ class KerasAdapter:
 
         return layers.prepare(spec, node.layer, node.name, flatten_from=node.flatten_from)
 
-    def commit(self, writes: list[Write], *, early=None) -> None:
+    def commit(self, writes: list[Write], *, early=None, model=None) -> None:
         from bnport.adapters.keras import writes as keras_writes
 
         keras_writes.commit(writes, early=early)

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from bnport.adapters.keras.compat import keras as keras_compat
-from bnport.errors import CheckpointError
+from bnport.errors import CheckpointError, one_line
 from bnport.io.atomic import atomic_path
 from bnport.io.formats import KERAS_ARCHIVE, KERAS_SUFFIXES, WEIGHTS_H5, keras_kind
 
@@ -36,7 +36,7 @@ def load_model(path: str | Path) -> keras.Model:
         with keras_compat.serializing_without_tensorflow():
             return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise CheckpointError(f"{path} could not be loaded safely as a Keras model: {first}") from exc
 
 
@@ -49,7 +49,7 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
     try:
         model.load_weights(path)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise CheckpointError(f"{path} could not be loaded into Keras model '{model.name}': {first}") from exc
 
 

@@ -26,10 +26,12 @@ class TorchAdapter:
 
         return layers.prepare(spec, node.layer, node.name)
 
-    def commit(self, writes: list[Write], *, early=None) -> None:
+    def commit(self, writes: list[Write], *, early=None, model=None) -> None:
         from bnport.adapters.torch import layers
 
         layers.commit(writes)
+        if model is not None:
+            model.eval()
 
     def tap(self, model, names: list[str], activations=None, notes: list[str] | None = None) -> Tapped:
         from bnport.adapters.torch import export

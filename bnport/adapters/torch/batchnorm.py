@@ -260,3 +260,10 @@ def prepare(spec: BatchNormSpec, module: nn.Module) -> tuple[dict[str, object], 
 
 
 __all__ = ["INPUT_NDIMS", "from_torch", "prepare", "to_torch"]
+
+
+def in_training_mode(model: nn.Module) -> list[str]:
+    """Names of the submodules whose output depends on training mode and that are in it (tracked BatchNorm,
+    Dropout): run as they are, they compute something other than their eval-mode export."""
+    return [name or type(model).__name__ for name, m in model.named_modules() if m.training and (
+        (isinstance(m, _BatchNorm) and m.track_running_stats) or isinstance(m, nn.modules.dropout._DropoutNd))]

@@ -18,7 +18,7 @@ import torch
 
 from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.adapters.torch import compat as torch_compat
-from bnport.errors import ExportError
+from bnport.errors import ExportError, UsageError, one_line
 
 OPSET = 17
 
@@ -70,11 +70,25 @@ def export_torch(
                 export_params=not weights_as_inputs,
             )
     except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed on {type(module).__name__}: {exc}") from exc
+        _refuse_inputs_it_cannot_run(module, examples)
+        raise ExportError(f"torch.onnx.export failed on {type(module).__name__}: {one_line(exc)}") from exc
     finally:
         for m, flag in flags:
             m.training = flag
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _refuse_inputs_it_cannot_run(module: torch.nn.Module, examples: list[np.ndarray]) -> None:
+    """After a failed export: if the model cannot even run on the inputs (in eval mode), the inputs are the
+    problem, not the exporter; say so with their shapes."""
+    try:
+        with torch.no_grad():
+            module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in examples))
+    except Exception as exc:
+        shapes = ", ".join(str(list(x.shape)) for x in examples)
+        raise UsageError(f"the PyTorch model {type(module).__name__} cannot run on inputs of shape {shapes} "
+                         f"(channels-first): {type(exc).__name__}: {one_line(exc)}. Give inputs (--inputs) or "
+                         "a shape (--input-shape N,C,...) the model accepts") from exc
 
 
 def float32_copy(model: torch.nn.Module, notes: list[str]) -> torch.nn.Module:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from bnport.errors import CheckpointError
+from bnport.errors import CheckpointError, one_line
 from bnport.io.atomic import atomic_path
 from bnport.io.formats import PICKLE_SUFFIXES, SAFETENSORS
 
@@ -28,17 +28,48 @@ def read_object(path: str | Path) -> object:
         raise CheckpointError(
             f"{path}: not a PyTorch checkpoint suffix ({', '.join(PICKLE_SUFFIXES)}, {SAFETENSORS})"
         )
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): not a checkpoint; was it written completely?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
+        with path.open("rb") as handle:
+            opening = handle.read(4)
+        if not (opening.startswith(b"PK\x03\x04") or opening.startswith(b"\x80")):
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint: torch.save writes a zip archive or a pickle, "
+                                  f"and this file opens with neither ({opening!r})") from exc
+        if isinstance(exc, EOFError) or _pickle_ends_early(path):
+            raise CheckpointError(f"{path} ends early ({size} bytes): the file is truncated (an interrupted write "
+                                  f"or download); torch.load said: {first}") from exc
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{path} was refused: it is a pickle that asks to run code or build objects other than "
                 f"tensors ({first}). bnport loads checkpoints with weights_only=True and has no unsafe "
                 "fallback; re-save it as a plain state dict or as .safetensors"
             ) from exc
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {first}") from exc
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from exc
+
+
+def _pickle_ends_early(path: Path) -> bool:
+    """Whether a torch file stops before its end: a zip archive without its central directory, or a legacy file
+    whose pickles run out of bytes (the weights-only unpickler reports that as an unsupported global made of the
+    cut name). Only parses opcodes (``pickletools``), never runs them."""
+    import pickletools
+    import zipfile
+
+    with path.open("rb") as handle:
+        if handle.read(4) == b"PK\x03\x04":  # a zip archive (torch's format since 1.6) is truncated when its
+            return not zipfile.is_zipfile(path)  # central directory, at the end, is gone
+        handle.seek(0)
+        try:
+            for _ in range(5):  # magic number, protocol, system info, the object, its storage keys
+                for _op in pickletools.genops(handle):
+                    pass
+        except (ValueError, EOFError):
+            return handle.tell() >= path.stat().st_size  # it ran out of bytes (an unknown opcode stops earlier)
+    return False
 
 
 def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch.Tensor]:
@@ -80,7 +111,7 @@ def write_state_dict(state: Mapping[str, torch.Tensor], path: str | Path) -> Non
         except OSError:
             raise  # atomic_path names the file and the reason
         except Exception as exc:  # torch.save and safetensors report a failed write in their own types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = one_line(exc)
             raise CheckpointError(f"could not write {path}: {first}") from exc
 
 

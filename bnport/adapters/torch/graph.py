@@ -11,7 +11,7 @@ from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.adapters.torch import layers as torch_layers
 from bnport.core import padding as pad
 from bnport.core.graph import Graph, Node, input_name
-from bnport.errors import UnsupportedLayerError
+from bnport.errors import UnsupportedLayerError, one_line
 
 
 class _Tracer(fx.Tracer):
@@ -35,7 +35,7 @@ def dataflow(model: nn.Module) -> fx.Graph:
         with EXPORT_LOCK:
             return tracer.trace(model)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise UnsupportedLayerError(
             f"torch.fx cannot trace {type(model).__name__}.forward ({first}), so bnport cannot see which layer "
             "feeds which; make forward traceable (no data-dependent Python control flow), or wrap the traceable part"
