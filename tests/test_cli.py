@@ -16,8 +16,15 @@ MODELS = FIXTURES / "models.py"
 pytestmark = pytest.mark.backends  # every Keras backend (conftest.py)
 
 
-def bnport(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def script_env(script: str) -> dict[str, str]:
+    """The environment one of scripts/ exports before it runs bnport (its ``export NAME=VALUE`` lines)."""
+    lines = (ROOT / "scripts" / script).read_text().splitlines()
+    pairs = [line.split()[1].split("=", 1) for line in lines if line.startswith("export ")]
+    return dict(os.environ, **dict(pairs))
+
+
+def bnport(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = env or dict(os.environ)
     return subprocess.run([sys.executable, "-m", "bnport", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300)
 
@@ -74,8 +81,10 @@ def test_explain_bad_input_exits_2_without_traceback(tmp_path):
 
 
 def test_demo_converts_verifies_and_explains(tmp_path):
-    out = bnport("demo", "--out", str(tmp_path / "out"))
+    out = bnport("demo", "--out", str(tmp_path / "out"), env=script_env("demo"))  # as scripts/demo runs it
     assert out.returncode == 0, out.stderr + out.stdout
+    for chatter in ("cuInit", "oneDNN", "cudart_stub", "absl::InitializeLog"):  # TensorFlow's start-up lines
+        assert chatter not in out.stderr, out.stderr
     assert (tmp_path / "out" / "resnet.keras").is_file()
     assert (tmp_path / "out" / "resnet-verify.html").is_file() and (tmp_path / "out" / "resnet-verify.json").is_file()
     assert "ok: 13 layers and 1 output within tolerance" in out.stdout

@@ -114,6 +114,31 @@ def test_conv_kernel_with_h_and_w_swapped_is_named(resnet_pair):
 
 
 @pytest.mark.backends
+def test_every_faulty_layer_is_named_in_one_run(resnet_pair, tmp_path):
+    """A swapped kernel early and a wrong epsilon later: both named at once, each with its own finding, the first
+    divergence still the headline; the layers between them fail on their inputs and are not called faulty."""
+    t, k = resnet_pair
+    kernel, layer = k.get_layer("stage1_2_conv").kernel, k.get_layer("stage2_1_bn")
+    good = np.array(kernel.numpy())
+    kernel.assign(np.swapaxes(good, 0, 1))
+    layer.epsilon = 1e-2
+    try:
+        r = verify(t, k)
+    finally:
+        kernel.assign(good)
+        layer.epsilon = 1e-5
+    assert _first(r) == ("layer1.conv2", "stage1_2_conv", ["kernel-layout"])
+    assert [(row.keras_name, [f.code for f in row.findings]) for row in r.faults] == [
+        ("stage1_2_conv", ["kernel-layout"]), ("stage2_1_bn", ["epsilon"])]
+    failing = [row.keras_name for row in r.rows if not row.passed]
+    assert len(failing) > 2  # the layers after the kernel fail too, on their inputs: no cause of their own
+    text = str(r)
+    assert "1 other faulty layer" in text and "layer2.bn1 <-> stage2_1_bn (batchnorm)\n    [epsilon]" in text
+    assert r.as_dict()["faults"] == [{"torch_name": "layer1.conv2", "keras_name": "stage1_2_conv", "kind": "conv"},
+                                     {"torch_name": "layer2.bn1", "keras_name": "stage2_1_bn", "kind": "batchnorm"}]
+
+
+@pytest.mark.backends
 def test_flatten_order_mistake_is_named():
     t, k = torch_model("mlp"), fresh("mlp", "keras")
     port(t, k)

@@ -49,6 +49,13 @@ def table(report) -> str:
         first = report.first_divergence
         lines.append(f"DRIFT: first divergence at {first.torch_name} <-> {first.keras_name} ({first.kind})")
         lines += [f"  {f}" for f in report.findings]
+        others = [r for r in report.faults if r is not first]
+        if others:
+            lines.append(f"{count(len(others), 'other faulty layer')} (each with a cause of its own; the other "
+                         "failing layers agree in themselves and fail on their inputs):")
+            for row in others:
+                lines.append(f"  {row.torch_name} <-> {row.keras_name} ({row.kind})")
+                lines += [f"    {f}" for f in row.findings]
     return "\n".join(lines)
 
 

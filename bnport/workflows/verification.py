@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -65,7 +65,10 @@ class VerifyReport:
         rows: one per compared pair, in PyTorch execution order.
         final: the model outputs compared.
         first_divergence: the first failing row, or None.
-        findings: what ``explain``-style checks say about the first divergence.
+        findings: what ``explain``-style checks say about the first divergence (the headline).
+        faults: every failing pair whose own weights or settings explain it (each row's ``findings``), the first
+            divergence included when it is one: all faulty layers in one run. A failing pair that is not listed
+            agrees in itself: it fails on what an earlier layer or a weightless operation gave it.
         not_compared: requested comparisons that were not made, each ``"torch <-> keras: reason"``; any makes the
             report not ok (with ``per_layer=True``, a plan without a single pair is one).
         unpaired: weight-holding layers of either model that no pair covers, each with the reason (the final
@@ -94,6 +97,11 @@ class VerifyReport:
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def faults(self) -> list[Row]:
+        """The failing pairs with a cause of their own (see the class docstring)."""
+        return [r for r in self.rows if not r.passed and r.findings]
+
     def as_dict(self) -> dict:
         """The JSON report (schema: ``bnport/schemas/verify-report.schema.json``)."""
         first = self.first_divergence
@@ -107,6 +115,7 @@ class VerifyReport:
             "first_divergence": None if first is None else {"torch_name": first.torch_name,
                                                               "keras_name": first.keras_name, "kind": first.kind},
             "findings": [f.as_dict() for f in self.findings],
+            "faults": [{"torch_name": r.torch_name, "keras_name": r.keras_name, "kind": r.kind} for r in self.faults],
             "not_compared": self.not_compared,
             "unpaired": self.unpaired,
             "notes": self.notes,
@@ -202,6 +211,7 @@ def verify(
                      f"(float32: {tolerance.U:.3g}) where it is involved")
     rows = _rows(p, pairs, t_out[t_finals:], k_out[k_finals:], keras_last, atol, rtol, units)
     final = _final_rows(p, t_out[:t_finals], k_out[:k_finals], keras_last, atol, rtol, coarsest)
+    rows = [r if r.passed else replace(r, findings=_own_cause(r, p)) for r in rows]
     failing = [r for r in rows + final if not r.passed]
     first = failing[0] if failing else None
     findings = _diagnose(first, p) if first is not None else ()
@@ -336,6 +346,17 @@ def _final_rows(p: Plan, t_out, k_out, keras_last, atol, rtol, unit: float) -> l
     return rows
 
 
+def _own_cause(row: Row, p: Plan) -> tuple[Finding, ...]:
+    """What a failing pair's own states say about it; empty when they agree (the pair fails on its inputs). Read
+    from the two layers' weights and settings, so a fault is seen where it is even behind an earlier one."""
+    from bnport.core.diagnose import diagnose_pair
+
+    known = [Finding(d.code, d.message) for d in p.differences if d.torch_name == row.torch_name]
+    known += [Finding("conflict", c) for c in p.conflicts_of.get(row.torch_name, [])]
+    found = [f for f in diagnose_pair(p, row.torch_name, row.keras_name) if f.code != "upstream"]
+    return tuple(known) + tuple(f for f in found if f.code not in {k.code for k in known})
+
+
 def _diagnose(row: Row, p: Plan) -> tuple[Finding, ...]:
     from bnport.core.diagnose import diagnose_pair
 
@@ -348,8 +369,4 @@ def _diagnose(row: Row, p: Plan) -> tuple[Finding, ...]:
         return (*found, Finding("output", "every compared layer passed but the final outputs differ: the difference "
                                           "comes from weightless operations (padding, pooling, activations, flatten) "
                                           "or an unported layer"))
-    known = [Finding(d.code, d.message) for d in p.differences if d.torch_name == row.torch_name]
-    known += [Finding("conflict", c) for c in p.conflicts_of.get(row.torch_name, [])]
-    found = [f for f in diagnose_pair(p, row.torch_name, row.keras_name)
-             if not ((row.findings or known) and f.code == "upstream")]
-    return tuple(row.findings) + tuple(known) + tuple(f for f in found if f.code not in {k.code for k in known})
+    return row.findings or tuple(diagnose_pair(p, row.torch_name, row.keras_name))  # its own cause, or upstream

@@ -76,7 +76,7 @@ def import_keras_quietly() -> None:
     """
     if "keras" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 2 still lets the later "failed call to cuInit" line out
     sys.stderr.flush()
     saved = os.dup(2)
     failure: ImportError | None = None
