@@ -7,7 +7,7 @@ import numpy as np
 from bnport.core import findings as fnd
 from bnport.core import kinds
 from bnport.core.findings import Finding
-from bnport.core.layers import LayerSpec
+from bnport.core.layers import ROUNDING, LayerSpec, cast
 from bnport.core.pairing import Plan
 from bnport.core.samples import batchnorm_inputs
 from bnport.core.spec import BatchNormSpec
@@ -34,6 +34,9 @@ def diagnose_pair(p: Plan, torch_name: str, keras_name: str) -> list[Finding]:
 
 
 def _batchnorm(t: BatchNormSpec, k: BatchNormSpec, tn: str, kn: str) -> list[Finding]:
+    if t.dtype != k.dtype:  # compare as the coarser side holds them (a half-precision model against float32)
+        coarse = min((t.dtype, k.dtype), key=lambda d: -ROUNDING.get(d, 0.0))
+        t, k = cast(t, coarse), cast(k, coarse)
     ndim = (t.input_ndims or k.input_ndims or (4,))[-1]
     x = batchnorm_inputs(t, ndim)
     sides = fnd.Side(t, False, f"PyTorch {tn}"), fnd.Side(k, False, f"Keras {kn}")
