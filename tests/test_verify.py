@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -216,17 +215,42 @@ def test_reports_json_junit_html(resnet_pair, tmp_path):
     assert float(suite.get("time")) == pytest.approx(r.seconds["total"], abs=1e-3)  # wall time: stages overlap
     assert r.seconds["total"] >= max(r.seconds["export_torch"], r.seconds["export_keras"])
 
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["keras backend"] == os.environ["KERAS_BACKEND"]
+    assert props["torch model"].startswith("architectures.torch_resnet")
+    assert props["version torch"] and props["input shapes"] == "[2, 3, 16, 16] (channels-first)"
+
     report.write_html(r, tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert "DRIFT: first divergence at layer2.bn1" in page
-    img = chart.decode(base64.b64decode(re.search(r"base64,([^\"]+)", page).group(1)))
-    ratios = [row.comparison.max_abs / row.tolerance for row in r.rows + r.final]
-    for i, ratio in enumerate(ratios):  # each bar's colour says whether its layer passed
-        x = chart.MARGIN + i * (chart.BAR + chart.GAP) + chart.BAR // 2
-        bottom = tuple(img[chart.ratio_to_row(10.0**chart.LOW), x])
-        assert bottom == (chart.RED if ratio > 1 else chart.GREEN), (i, ratio)
-    first_bad = next(i for i, ratio in enumerate(ratios) if ratio > 1)
-    assert r.rows[first_bad].torch_name == "layer2.bn1"
+    assert f"<th>keras backend</th><td>{os.environ['KERAS_BACKEND']}</td>" in page
+    check_chart(page, r)
+
+
+def check_chart(page: str, r) -> None:
+    """The SVG chart: one labelled bar per compared layer, its length the log of error/tolerance on the drawn axis,
+    its colour the verdict, every element inside the picture."""
+    svg = ET.fromstring(re.search(r"<svg.*?</svg>", page, re.S).group(0))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    width, height = float(svg.get("width")), float(svg.get("height"))
+    bars = svg.findall("s:rect", ns)
+    compared = r.rows + r.final
+    assert len(bars) == len(compared)
+    labels = [t.text for t in svg.findall("s:text", ns)]
+    low, high = chart.decades([chart.Bar("", row.comparison.max_abs / row.tolerance, True) for row in compared])
+    assert labels.count("1e0") == 1 and f"1e{low}" in labels and f"1e{high}" in labels  # a labelled log axis
+    x0 = float(bars[0].get("x"))
+    for bar, row in zip(bars, compared, strict=True):
+        ratio = row.comparison.max_abs / row.tolerance
+        assert bar.get("fill") == (chart.GREEN if row.passed else chart.RED)
+        assert row.torch_name in labels or f"{row.torch_name} / {row.keras_name}" in labels
+        if ratio > 0:  # the bar's length is its decade position on the axis (within a pixel)
+            expected = chart.PLOT * (min(max(np.log10(ratio), low), high) - low) / (high - low)
+            assert abs(float(bar.get("width")) - expected) < 1.0, (row.torch_name, ratio)
+        assert float(bar.get("x")) == x0 and x0 + float(bar.get("width")) <= width
+        assert float(bar.get("y")) + float(bar.get("height")) <= height
+    longest = max(len(t) for t in labels)
+    assert x0 >= chart.CHAR * longest  # room for the longest label: nothing clipped at the left
 
 
 @pytest.mark.backends
@@ -458,3 +482,34 @@ def test_a_keras_graph_holding_tensors_that_are_not_variables_is_not_cached():
         exported = keras_export.export_keras(k, x.shape)
         (y,) = runtime.run(exported.model, exported.feeds(x))
         assert np.allclose(y, numpy(k(x, training=False)), rtol=0, atol=1e-5), offset
+
+
+def _browser() -> str | None:
+    import shutil
+
+    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no Chromium on this machine (Debian package: chromium); the page's "
+                                               "structure is checked without one in test_reports_json_junit_html")
+def test_the_html_report_renders_in_a_headless_browser(resnet_pair, tmp_path):
+    t, k = resnet_pair
+    k.get_layer("stage2_1_bn").epsilon = 1e-2
+    try:
+        r = verify(t, k)
+    finally:
+        k.get_layer("stage2_1_bn").epsilon = 1e-5
+    page = tmp_path / "r.html"
+    report.write_html(r, page)
+    bare = tmp_path / "bare.html"
+    bare.write_text(re.sub(r"<svg.*?</svg>", "", page.read_text(), flags=re.S))
+    shots = []
+    for source in (page, bare):
+        shot = tmp_path / f"{source.stem}.png"
+        subprocess.run([_browser(), "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                        "--window-size=1280,2400", source.as_uri()], capture_output=True, timeout=120, check=True)
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1280, 2400)
+        shots.append(data)
+    assert len(shots[0]) > len(shots[1]) + 2000  # the chart draws something: bars, labels and the axis

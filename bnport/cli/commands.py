@@ -81,6 +81,9 @@ def verify(args: argparse.Namespace) -> int:
     result = run(t, k, _named_inputs(args.inputs), args.map, not args.no_per_layer, args.atol, args.rtol,
                  input_shape=_input_shapes(args), batch=args.batch)
     result.notes += _own_weights(args)
+    result.compared["files"] = {f"--{o.replace('_', '-')}": str(getattr(args, o)) for o in
+                                ("torch_weights", "keras_model", "keras_weights", "inputs") if getattr(args, o)
+                                and (o != "keras_model" or loading.is_keras_file(args.keras_model))}
     return _reported(result, args)
 
 
@@ -136,7 +139,9 @@ def _verify_conversion(args: argparse.Namespace) -> int:
     k = (loading.keras_model(keras_file) if keras_kind(keras_file) == KERAS_ARCHIVE
          else loading.keras_model(args.keras_model, keras_file))
     print(f"verify {args.dst} against {args.src}")
-    return _reported(run(t, k, mapping=args.map, input_shape=_input_shapes(args)), args)
+    result = run(t, k, mapping=args.map, input_shape=_input_shapes(args))
+    result.compared["files"] = {"SRC": str(args.src), "DST": str(args.dst)}
+    return _reported(result, args)
 
 
 def inspect(args: argparse.Namespace) -> int:
@@ -184,6 +189,7 @@ def demo(args: argparse.Namespace) -> int:
     print("   " + str(converted.port).replace("\n", "\n   "))
     print(f"2. verify {dst} against {src.name} layer by layer through ONNX Runtime")
     result = run_verify(loading.torch_model(f"{arch}:torch_resnet", src), loading.keras_model(str(dst)))
+    result.compared["files"] = {"PyTorch checkpoint": str(src), "Keras file": str(dst)}
     print("   " + str(result).replace("\n", "\n   "))
     render.write_html(result, out / "resnet-verify.html")
     render.write_json(result, out / "resnet-verify.json")

@@ -1,71 +1,72 @@
-"""A bar chart of each layer's error against its tolerance, drawn as a PNG with numpy and zlib only.
+"""The HTML report's chart: each compared layer's max |error| over its tolerance, on a log axis, as inline SVG.
 
-One bar per compared pair, in execution order; height is log10(max abs error / tolerance) between -8 and +4,
-green at or under the tolerance line, red above it. The PNG is embedded in the HTML report, so the report is
-one self-contained file, and tests decode the image to check the bars.
+One horizontal bar per layer in execution order (then the outputs), named on the left in full; the axis spans
+every ratio drawn (at least 1e-3 to 10) so no bar is clipped; the dashed line at 1 is the tolerance. A ratio of 0
+(bit-identical) sits on the axis' left end, a comparison without a number (shapes differ, NaN) is a full red bar.
+Written by hand (the standard library only): a plotting library would be a dependency for one chart.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import math
+from dataclasses import dataclass
+from html import escape
 
-import numpy as np
-
-GREEN = (46, 160, 67)
-RED = (207, 34, 46)
-LINE = (30, 30, 30)
-GRID = (225, 225, 225)
-LOW, HIGH = -8.0, 4.0
-HEIGHT, BAR, GAP, MARGIN = 240, 6, 2, 10
+GREEN, RED = "#2e7d32", "#c62828"
+ROW, BAR, CHAR = 18, 12, 7.2  # px per row, bar height, width of a character of the 12 px monospace labels
+PLOT, PAD, AXIS = 420, 12, 34  # plot width, padding, room for the axis labels below the bars
 
 
-def ratio_to_row(ratio: float) -> int:
-    """The pixel row a log ratio reaches (row 0 at the top)."""
-    value = min(max(np.log10(max(ratio, 1e-30)), LOW), HIGH)
-    return round(float(MARGIN + (HIGH - value) / (HIGH - LOW) * (HEIGHT - 2 * MARGIN)))
+@dataclass(frozen=True)
+class Bar:
+    """One layer: its label, max |error| / tolerance (inf when there is no number), and whether it passed."""
+
+    label: str
+    ratio: float
+    passed: bool
 
 
-def draw(ratios: list[float]) -> np.ndarray:
-    """RGB image (H, W, 3) of the bars for ``ratios`` (error / tolerance)."""
-    width = 2 * MARGIN + max(1, len(ratios)) * (BAR + GAP)
-    img = np.full((HEIGHT, width, 3), 255, np.uint8)
-    for decade in range(int(LOW), int(HIGH) + 1):
-        img[ratio_to_row(10.0**decade), :] = GRID
-    base = ratio_to_row(10.0**LOW)
-    for i, ratio in enumerate(ratios):
-        x0 = MARGIN + i * (BAR + GAP)
-        top = ratio_to_row(ratio)
-        img[top:base + 1, x0:x0 + BAR] = RED if ratio > 1.0 else GREEN
-    img[ratio_to_row(1.0), :] = LINE  # the tolerance
-    return img
+def decades(bars: list[Bar]) -> tuple[int, int]:
+    """The axis' first and last power of ten: every finite non-zero ratio inside, and at least 1e-3 to 1e1."""
+    logs = [math.log10(b.ratio) for b in bars if 0 < b.ratio < math.inf]
+    return min([-3, *(math.floor(x) for x in logs)]), max([1, *(math.ceil(x) for x in logs)])
 
 
-def png(img: np.ndarray) -> bytes:
-    """Encode an RGB uint8 image as PNG (8-bit truecolour, no interlace)."""
-    h, w, _ = img.shape
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+def svg(bars: list[Bar]) -> str:
+    """The chart as an ``<svg>`` element, sized to hold every label and bar."""
+    low, high = decades(bars)
+    label_w = PAD + CHAR * max([len(b.label) for b in bars] + [8])
+    width = label_w + PAD + PLOT + PAD + CHAR * 10  # room after the plot for the "tolerance" tag
+    height = PAD + ROW * max(len(bars), 1) + AXIS
 
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    def x_of(ratio: float) -> float:
+        if ratio <= 0:
+            return label_w + PAD
+        if ratio == math.inf or ratio != ratio:
+            return label_w + PAD + PLOT
+        return label_w + PAD + PLOT * (min(max(math.log10(ratio), low), high) - low) / (high - low)
 
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-
-
-def decode(data: bytes) -> np.ndarray:
-    """Decode a PNG written by :func:`png` (filter type 0 rows) back to an RGB array."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("not a PNG file")
-    pos, idat, size = 8, b"", (0, 0)
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        if tag == b"IHDR":
-            size = struct.unpack(">II", body[:8])
-        elif tag == b"IDAT":
-            idat += body
-        pos += 12 + length
-    w, h = size
-    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + 3 * w)
-    return rows[:, 1:].reshape(h, w, 3)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="chart" role="img" width="{width:.0f}" '
+             f'height="{height}" viewBox="0 0 {width:.0f} {height}" font-family="monospace" font-size="12">',
+             "<title>max |error| / tolerance per compared layer, log scale</title>"]
+    bottom = PAD + ROW * len(bars)
+    for k in range(low, high + 1):  # decade grid and labels
+        x = x_of(10.0**k)
+        parts.append(f'<line x1="{x:.1f}" y1="{PAD}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">1e{k}</text>')
+    parts.append(f'<text x="{label_w + PAD + PLOT / 2:.1f}" y="{bottom + 30}" text-anchor="middle">'
+                 "max |error| / tolerance (log scale)</text>")
+    for i, bar in enumerate(bars):
+        y = PAD + ROW * i
+        colour = GREEN if bar.passed else RED
+        shown = "no number" if bar.ratio != bar.ratio or bar.ratio == math.inf else f"{bar.ratio:.3g}"
+        parts.append(f'<text x="{label_w:.1f}" y="{y + BAR - 1}" text-anchor="end">{escape(bar.label)}</text>')
+        parts.append(f'<rect class="bar" x="{label_w + PAD:.1f}" y="{y}" width="{x_of(bar.ratio) - label_w - PAD:.1f}" '
+                     f'height="{BAR}" fill="{colour}" data-ratio="{shown}" data-passed="{str(bar.passed).lower()}">'
+                     f"<title>{escape(bar.label)}: {shown}</title></rect>")
+    one = x_of(1.0)
+    parts.append(f'<line id="tolerance" x1="{one:.1f}" y1="{PAD - 4}" x2="{one:.1f}" y2="{bottom}" stroke="#000" '
+                 'stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{one + 4:.1f}" y="{PAD - 2}">tolerance</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)

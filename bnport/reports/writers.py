@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -71,6 +70,9 @@ def write_junit(report, path: str | Path) -> None:
     suite = ET.Element("testsuite", name="bnport.verification", tests=str(len(rows) + len(report.not_compared)),
                        failures=str(sum(not r.passed for r in rows)), errors=str(len(report.not_compared)),
                        skipped="0", time=f"{report.seconds.get('total', sum(report.seconds.values())):.3f}")
+    properties = ET.SubElement(suite, "properties")  # what was compared, as CI systems show suite properties
+    for name, value in compared_lines(report):
+        ET.SubElement(properties, "property", name=name, value=value)
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname=f"bnport.{row.kind}",
                              name=f"{row.torch_name} <-> {row.keras_name}")
@@ -88,42 +90,64 @@ def write_junit(report, path: str | Path) -> None:
         ET.ElementTree(suite).write(tmp, encoding="utf-8", xml_declaration=True)
 
 
-def chart_png(report) -> bytes:
-    """The error/tolerance chart of every pair and output, as PNG bytes."""
-    return chart.png(chart.draw([_ratio(r) for r in report.rows + report.final]))
+def chart_svg(report) -> str:
+    """The error/tolerance chart of every pair and output, as an inline SVG element."""
+    return chart.svg([chart.Bar(f"{r.torch_name} / {r.keras_name}" if r.torch_name != r.keras_name else r.torch_name,
+                                _ratio(r), r.passed) for r in report.rows + report.final])
+
+
+def compared_lines(report) -> list[tuple[str, str]]:
+    """What was compared, as (what, value) lines for the HTML and the JUnit properties."""
+    c = report.compared
+    lines = [(key.replace("_", " "), str(c[key])) for key in ("torch_model", "keras_model", "keras_backend")
+             if c.get(key)]
+    if c.get("input_shapes"):
+        lines.append(("input shapes", ", ".join(str(s) for s in c["input_shapes"]) + " (channels-first)"))
+    lines += [(f"file {option}", path) for option, path in c.get("files", {}).items()]
+    lines += [(f"version {name}", version or "not installed") for name, version in c.get("versions", {}).items()]
+    return lines
 
 
 def write_html(report, path: str | Path) -> None:
-    """A self-contained HTML page: verdict, the chart, and the table with one row per pair."""
-    image = base64.b64encode(chart_png(report)).decode()
+    """A self-contained HTML page: verdict, what was compared, the chart, and the table with one row per pair."""
     rows = []
     for row in report.rows + report.final:
         c = row.comparison
+        codes = ", ".join(f.code for f in row.findings)
         rows.append(
             f"<tr class=\"{'ok' if row.passed else 'fail'}\"><td>{html.escape(row.torch_name)}</td>"
             f"<td>{html.escape(row.keras_name)}</td><td>{row.kind}</td><td>{c.max_abs:.3g}</td>"
-            f"<td>{c.max_rel:.3g}</td><td>{row.tolerance:.3g}</td><td>{'ok' if row.passed else 'FAIL'}</td></tr>"
+            f"<td>{c.max_rel:.3g}</td><td>{row.tolerance:.3g}</td>"
+            f"<td>{'ok' if row.passed else 'FAIL'} {html.escape(codes or c.detail or '')}</td></tr>"
         )
     first = report.first_divergence
     verdict = "ok" if report.ok else (
-        f"NOT OK: {len(report.not_compared)} requested comparisons were not made" if first is None else
+        f"NOT OK: {count(len(report.not_compared), 'requested comparison')} not made" if first is None else
         f"DRIFT: first divergence at {html.escape(first.torch_name)} &harr; {html.escape(first.keras_name)}")
-    findings = "".join(f"<li><b>{f.code}</b> {html.escape(f.message)}</li>" for f in report.findings)
-    findings += "".join(f"<li><b>not compared</b> {html.escape(e)}</li>" for e in report.not_compared)
-    findings += "".join(f"<li><b>not paired</b> {html.escape(e)}</li>" for e in report.unpaired)
-    findings += "".join(f"<li><b>note</b> {html.escape(e)}</li>" for e in report.notes)
-    warned = "".join(f"<li class=\"warning\"><b>warning</b> {html.escape(e)}</li>" for e in report.warnings)
-    findings = warned + findings
+    items = "".join(f"<li class=\"warning\"><b>warning</b> {html.escape(e)}</li>" for e in report.warnings)
+    items += "".join(f"<li><b>{f.code}</b> {html.escape(f.message)}</li>" for f in report.findings)
+    for row in (r for r in report.faults if r is not first):
+        items += "".join(f"<li><b>{f.code}</b> at {html.escape(row.torch_name)} &harr; {html.escape(row.keras_name)}: "
+                         f"{html.escape(f.message)}</li>" for f in row.findings)
+    items += "".join(f"<li><b>not compared</b> {html.escape(e)}</li>" for e in report.not_compared)
+    items += "".join(f"<li><b>not paired</b> {html.escape(e)}</li>" for e in report.unpaired)
+    items += "".join(f"<li><b>note</b> {html.escape(e)}</li>" for e in report.notes)
+    what = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in compared_lines(report))
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>bnport verify</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{padding:2px 8px;border-bottom:1px solid #ddd;font-family:monospace}} tr.fail{{background:#fde2e1}}
-.verdict{{font-size:1.3em;font-weight:bold}}</style></head>
-<body><h1>bnport verify</h1><p class="verdict" id="verdict">{verdict}</p><ul>{findings}</ul>
-<p>Each bar is one ported layer in execution order (then the outputs): log10 of max |error| / tolerance.
-The black line is the tolerance; red bars are above it.</p>
-<img id="chart" alt="error over tolerance per layer" src="data:image/png;base64,{image}">
-<table><tr><th>PyTorch</th><th>Keras</th><th>kind</th><th>max abs</th><th>max rel</th><th>tolerance</th>
+<html lang="en"><head><meta charset="utf-8"><title>bnport verify: {'ok' if report.ok else 'not ok'}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:80em}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{padding:2px 8px;border-bottom:1px solid #ddd;font-family:monospace;text-align:left}}
+tr.fail{{background:#fde2e1}} .verdict{{font-size:1.4em;font-weight:bold}} .verdict.ok{{color:#2e7d32}}
+.verdict.bad{{color:#c62828}} li.warning{{color:#8a4b00}} #chart{{display:block;margin:1em 0}}</style></head>
+<body><h1>bnport verify</h1><p class="verdict {'ok' if report.ok else 'bad'}" id="verdict">{verdict}</p>
+<ul>{items}</ul>
+<h2>Compared</h2><table id="compared">{what}</table>
+<h2>Error over tolerance, per layer</h2>
+<p>One bar per ported layer in execution order, then the outputs: max |error| / tolerance on a log axis; the dashed
+line is the tolerance, red bars are above it.</p>
+{chart_svg(report)}
+<h2>Layers</h2>
+<table id="layers"><tr><th>PyTorch</th><th>Keras</th><th>kind</th><th>max abs</th><th>max rel</th><th>tolerance</th>
 <th>result</th></tr>{''.join(rows)}</table></body></html>
 """
     with atomic_path(Path(path), ".html") as tmp:

@@ -79,6 +79,9 @@ class VerifyReport:
             (verified in eval mode, as exported; run as it is, it computes something else). No effect on ``ok``.
         input_shape: channels-first shape of the (first) input.
         input_shapes: channels-first shape of each input, in the Keras model's input order.
+        compared: what was compared, for a reader of the report: ``torch_model`` and ``keras_model`` (class and
+            name), ``keras_backend``, ``input_shapes``, ``versions`` of the packages involved, and ``files`` when the
+            models came from files (the CLI fills it in: option -> path).
         seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
             wall time; the PyTorch graph runs in onnxruntime while the Keras model is exported, so the stages
             may add up to more than the total.
@@ -96,6 +99,7 @@ class VerifyReport:
     input_shape: tuple[int, ...] = ()
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    compared: dict = field(default_factory=dict)
 
     @property
     def faults(self) -> list[Row]:
@@ -121,6 +125,7 @@ class VerifyReport:
             "notes": self.notes,
             "warnings": self.warnings,
             "seconds": self.seconds,
+            "compared": self.compared,
         }
 
     def __str__(self) -> str:
@@ -225,7 +230,28 @@ def verify(
     return VerifyReport(ok=not failing and not not_compared, rows=rows, final=final, first_divergence=first,
                         findings=findings, not_compared=not_compared, unpaired=_unpaired(p), notes=notes,
                         warnings=warned,
-                        input_shape=xs.shapes[0], input_shapes=list(xs.shapes), seconds=clock)
+                        input_shape=xs.shapes[0], input_shapes=list(xs.shapes), seconds=clock,
+                        compared=_compared(torch_model, keras_model, xs.shapes))
+
+
+def _compared(torch_model, keras_model, shapes) -> dict:
+    """The report's record of what was compared, on what (see ``VerifyReport.compared``)."""
+    from importlib import metadata
+
+    import keras
+
+    backend = keras.backend.backend()
+    versions = {}
+    for package in ("bnport", "torch", "keras", "onnx", "onnxruntime",
+                    {"tensorflow": "tf2onnx", "jax": "jax2onnx"}.get(backend), backend):
+        try:
+            versions[package] = metadata.version(package) if package else None
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    versions.pop(None, None)
+    return {"torch_model": f"{type(torch_model).__module__}.{type(torch_model).__qualname__}",
+            "keras_model": f"{type(keras_model).__name__} '{keras_model.name}'", "keras_backend": backend,
+            "input_shapes": [list(s) for s in shapes], "versions": versions, "files": {}}
 
 
 def _training_warning(names: list[str]) -> list[str]:
