@@ -122,7 +122,7 @@ def convert(args: argparse.Namespace) -> int:
 
     report = run(args.src, args.dst, torch_model=args.torch_model, keras_model=args.keras_model,
                  mapping=args.map, force=args.force, strict=not args.non_strict,
-                 allow_bad_stats=args.allow_bad_stats, progress=True, checkpoint_key=args.checkpoint_key)
+                 allow_bad_stats=args.allow_bad_stats, progress=not args.quiet, checkpoint_key=args.checkpoint_key)
     print(report)
     if not args.verify:
         return EXIT_OK

@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="out", help="where the ported files go (default: ./out)")
     for command in sub.choices.values():
         _add_backend(command)
+        command.add_argument("--quiet", action="store_true",
+                             help="no progress bar (one is drawn only when stderr is a terminal)")
     parser.commands = sub.choices  # name -> subcommand parser, for the option check
     return parser
 
