@@ -52,8 +52,8 @@ _LAZY = {
     "Entry": "bnport.workflows.inspection",
     # verification
     "verify": "bnport.workflows.verification",
-    "VerifyReport": "bnport.workflows.verification",
-    "Row": "bnport.workflows.verification",
+    "VerifyReport": "bnport.workflows.verify_report",
+    "Row": "bnport.workflows.verify_report",
     "Comparison": "bnport.core.compare",
 }
 
@@ -72,7 +72,8 @@ if TYPE_CHECKING:
     from bnport.workflows.layer_check import LayerCheck, check_layer
     from bnport.workflows.porting import PortReport, plan, port
     from bnport.workflows.registration import register_pair, unregister_pair
-    from bnport.workflows.verification import Row, VerifyReport, verify
+    from bnport.workflows.verification import verify
+    from bnport.workflows.verify_report import Row, VerifyReport
 
 
 def __getattr__(name: str) -> object:

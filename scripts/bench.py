@@ -60,18 +60,24 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def bench_backends(quick: bool) -> dict:
-    """scripts/bench_backend.py once per Keras backend, each in a fresh process."""
+    """scripts/bench_backend.py once per Keras backend, each in a fresh process: one after the other, so each has
+    the machine to itself; with --quick (a smoke run, its figures not measurements) all three at once."""
     import bench_backend
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
+        def start(backend: str) -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_backend.py"),
+                                     *(["--quick"] if quick else []), str(Path(tmp) / f"{backend}.json")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    env=bench_backend.env(backend))
+
+        running = {backend: start(backend) for backend in BACKENDS} if quick else {}
         for backend in BACKENDS:
-            path = Path(tmp) / f"{backend}.json"
-            done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_backend.py"),
-                                   *(["--quick"] if quick else []), str(path)], capture_output=True, text=True,
-                                  env=bench_backend.env(backend))
-            if done.returncode != 0:
-                raise RuntimeError(f"the {backend} backend's benchmark failed: {done.stderr[-3000:]}")
-            out[backend] = json.loads(path.read_text())
+            process = running.get(backend) or start(backend)
+            _, err = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"the {backend} backend's benchmark failed: {err[-3000:]}")
+            out[backend] = json.loads((Path(tmp) / f"{backend}.json").read_text())
     return out
 
 
@@ -315,8 +321,9 @@ def print_table(r: dict) -> None:
         target_text = "" if target is None else f"{target:g}x"
         print(f"{name:<32} {ours:>12} {floor:>26} {ratio_text:>7} {target_text:>7}")
     print(f"{'--help target':<32} {'':>12} {'':>26} {'':>7} {TARGETS['help_s']:g} s")
+    at_once = "; --quick: the three at once, so these are not measurements" if r["quick"] else ""
     print(f"per Keras backend ({r['backends']['tensorflow']['model']}; each in its own process, TensorFlow "
-          "unimportable off its backend):")
+          f"unimportable off its backend{at_once}):")
     for backend, b in r["backends"].items():
         v, c, cv = b["verify"], b["convert_cli"], b["convert_verify"]
         for name, ours, floor, ratio, target in (

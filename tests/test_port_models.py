@@ -291,19 +291,24 @@ def torch_model_like(model):
 def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
     import io
 
-    from bnport.workflows import porting
+    from bnport.workflows import progress
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     term = Terminal()
-    monkeypatch.setattr(porting.sys, "stderr", term)
-    assert list(porting._progress(list(range(25)), True)) == list(range(25))
+    monkeypatch.setattr(progress.sys, "stderr", term)
+    assert list(progress.bar(list(range(25)), True)) == list(range(25))
     assert "porting [##############################] 25/25" in term.getvalue()
-    monkeypatch.setattr(porting.sys, "stderr", io.StringIO())  # a pipe or file: no bar
-    assert list(porting._progress(list(range(25)), True)) == list(range(25))
-    assert porting.sys.stderr.getvalue() == ""
+    stage = progress.Stages(True, "verify")
+    stage("exporting")
+    stage.done()
+    assert term.getvalue().endswith("\r\x1b[K  verify: exporting ...\r\x1b[K")  # one line, cleared at the end
+    monkeypatch.setattr(progress.sys, "stderr", io.StringIO())  # a pipe or file: nothing
+    assert list(progress.bar(list(range(25)), True)) == list(range(25))
+    progress.Stages(True, "verify")("exporting")
+    assert progress.sys.stderr.getvalue() == ""
 
 
 def test_a_ported_model_is_freed_when_its_last_user_lets_go():

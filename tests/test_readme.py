@@ -78,7 +78,7 @@ def test_quiet_turns_the_progress_bar_off(monkeypatch, tmp_path):
     import io
 
     from bnport.cli.main import main
-    from bnport.workflows import porting
+    from bnport.workflows import progress
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -95,7 +95,34 @@ def test_quiet_turns_the_progress_bar_off(monkeypatch, tmp_path):
             "--keras-model", f"{arch}:keras_resnet50"]
     for quiet, dst in ((False, "a.weights.h5"), (True, "b.weights.h5")):
         term = Terminal()
-        monkeypatch.setattr(porting.sys, "stderr", term)
+        monkeypatch.setattr(progress.sys, "stderr", term)
         argv[2] = str(tmp_path / dst)
         assert main(argv + (["--quiet"] if quiet else [])) == 0
         assert ("porting [" in term.getvalue()) is not quiet
+
+
+def test_verify_says_its_stages_on_a_terminal_unless_quiet(monkeypatch):
+    import io
+
+    from bnport.cli.main import main
+    from bnport.workflows import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    arch = ROOT / "fixtures" / "architectures.py"
+    argv = ["verify", "--torch-model", f"{arch}:torch_resnet", "--torch-weights", str(ROOT / "fixtures" / "resnet.pt"),
+            "--keras-model", f"{arch}:keras_resnet", "--keras-weights", str(ROOT / "fixtures" / "resnet.weights.h5")]
+    for quiet in (False, True):
+        term = Terminal()
+        monkeypatch.setattr(progress.sys, "stderr", term)
+        main(argv + (["--quiet"] if quiet else []))
+        shown = term.getvalue()
+        if quiet:
+            assert shown == ""
+        else:
+            for stage in ("exporting the PyTorch model to ONNX", "exporting the Keras model to ONNX",
+                          "running both graphs in onnxruntime", "comparing 13 layer pairs and the outputs"):
+                assert f"\r\x1b[K  verify: {stage} ..." in shown
+            assert shown.endswith("\r\x1b[K")  # the line is cleared before the report is printed

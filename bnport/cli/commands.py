@@ -79,7 +79,7 @@ def verify(args: argparse.Namespace) -> int:
     t = _torch(args)
     k = loading.keras_model(args.keras_model, args.keras_weights)
     result = run(t, k, _named_inputs(args.inputs), args.map, not args.no_per_layer, args.atol, args.rtol,
-                 input_shape=_input_shapes(args), batch=args.batch)
+                 input_shape=_input_shapes(args), batch=args.batch, progress=not args.quiet)
     result.notes += _own_weights(args)
     result.compared["files"] = {f"--{o.replace('_', '-')}": str(getattr(args, o)) for o in
                                 ("torch_weights", "keras_model", "keras_weights", "inputs") if getattr(args, o)
@@ -139,7 +139,7 @@ def _verify_conversion(args: argparse.Namespace) -> int:
     k = (loading.keras_model(keras_file) if keras_kind(keras_file) == KERAS_ARCHIVE
          else loading.keras_model(args.keras_model, keras_file))
     print(f"verify {args.dst} against {args.src}")
-    result = run(t, k, mapping=args.map, input_shape=_input_shapes(args))
+    result = run(t, k, mapping=args.map, input_shape=_input_shapes(args), progress=not args.quiet)
     result.compared["files"] = {"SRC": str(args.src), "DST": str(args.dst)}
     return _reported(result, args)
 

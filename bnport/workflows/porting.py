@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from bnport.core.frameworks import KERAS, TORCH, framework_of, torch_and_keras
 from bnport.core.layers import ROUNDING, Write, cast, cast_is_exact, dtype_of, tensors_of
 from bnport.core.pairing import Pair, Plan, match
 from bnport.errors import SpecError
+from bnport.workflows.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from bnport.adapters.torch.early_kernels import EarlyKernels
@@ -157,7 +157,7 @@ def _prepare(report: PortReport, p: Plan, source: str, dst: adapters.Adapter, pr
     sg, dg = p.graph(source), p.graph(dst.framework)
     writes = []
     casts: dict[tuple[str, str], int] = {}
-    for pair in _progress(p.pairs, progress):
+    for pair in progress_bar(p.pairs, progress):
         s, d = sg.nodes[pair.name(source)], dg.nodes[pair.name(dst.framework)]
         writes.append(dst.prepare(_in_destination_dtype(s.spec, d.spec, casts), d))
         arrays = tensors_of(s.spec)
@@ -194,16 +194,3 @@ def _refuse_bad_numbers(p: Plan, source: str) -> None:
             "the source holds impossible numbers (a crashed or diverged training run?); nothing was written:\n  "
             + "\n  ".join(bad) + "\nPass allow_bad_stats=True (--allow-bad-stats) to port them anyway."
         )
-
-
-def _progress(items: list, enabled: bool):
-    if not enabled or not sys.stderr.isatty() or len(items) < 20:
-        yield from items
-        return
-    width = 30
-    for i, item in enumerate(items, 1):
-        done = width * i // len(items)
-        sys.stderr.write(f"\r  porting [{'#' * done}{'.' * (width - done)}] {i}/{len(items)}")
-        sys.stderr.flush()
-        yield item
-    sys.stderr.write("\n")

@@ -12,126 +12,19 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from bnport import adapters
 from bnport.core import kinds, layout, model_inputs, tolerance
-from bnport.core.compare import Comparison, compare
+from bnport.core.compare import compare
 from bnport.core.findings import Finding
 from bnport.core.pairing import Pair, Plan
 from bnport.errors import IncompatibleLayerError, warn
 from bnport.onnxcheck import session as runtime
-
-#: kinds whose outputs carry a channel axis that Keras keeps last
-
-
-@dataclass(frozen=True)
-class Row:
-    """One compared pair."""
-
-    torch_name: str
-    keras_name: str
-    kind: str
-    comparison: Comparison
-    tolerance: float
-    findings: tuple[Finding, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        """Within tolerance (both sides compared as exported: PyTorch in eval mode, Keras in inference)."""
-        return self.comparison.ok
-
-    def as_dict(self) -> dict:
-        """The row in the JSON report's schema."""
-        c = self.comparison
-        return {"torch_name": self.torch_name, "keras_name": self.keras_name, "kind": self.kind,
-                "max_abs": _num(c.max_abs), "max_rel": _num(c.max_rel), "tolerance": self.tolerance,
-                "passed": self.passed, "worst_index": list(c.worst_index), "detail": c.detail,
-                "findings": [f.as_dict() for f in self.findings]}
-
-
-def _num(x: float) -> float | None:
-    return None if x != x else (x if abs(x) != float("inf") else None)
-
-
-@dataclass
-class VerifyReport:
-    """Result of :func:`verify`.
-
-    Attributes:
-        ok: every requested comparison was made and passed (each pair when ``per_layer``, and the outputs).
-        rows: one per compared pair, in PyTorch execution order.
-        final: the model outputs compared.
-        first_divergence: the first failing row, or None.
-        findings: what ``explain``-style checks say about the first divergence (the headline).
-        faults: every failing pair whose own weights or settings explain it (each row's ``findings``), the first
-            divergence included when it is one: all faulty layers in one run. A failing pair that is not listed
-            agrees in itself: it fails on what an earlier layer or a weightless operation gave it.
-        not_compared: requested comparisons that were not made, each ``"torch <-> keras: reason"``; any makes the
-            report not ok (with ``per_layer=True``, a plan without a single pair is one).
-        unpaired: weight-holding layers of either model that no pair covers, each with the reason (the final
-            outputs still compare what they compute).
-        notes: how the comparison was made where it is not the plain float32 one (a float32 copy of a half-precision
-            model, a tolerance unit for half precision).
-        warnings: what the comparison could not show and a user must know: a PyTorch model left in training mode
-            (verified in eval mode, as exported; run as it is, it computes something else). No effect on ``ok``.
-        input_shape: channels-first shape of the (first) input.
-        input_shapes: channels-first shape of each input, in the Keras model's input order.
-        compared: what was compared, for a reader of the report: ``torch_model`` and ``keras_model`` (class and
-            name), ``keras_backend``, ``input_shapes``, ``versions`` of the packages involved, and ``files`` when the
-            models came from files (the CLI fills it in: option -> path).
-        seconds: time of each stage (``export_torch``, ``export_keras``, ``onnxruntime``) and the ``total``
-            wall time; the PyTorch graph runs in onnxruntime while the Keras model is exported, so the stages
-            may add up to more than the total.
-    """
-
-    ok: bool
-    rows: list[Row]
-    final: list[Row]
-    first_divergence: Row | None
-    findings: tuple[Finding, ...]
-    not_compared: list[str] = field(default_factory=list)
-    unpaired: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    input_shape: tuple[int, ...] = ()
-    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    compared: dict = field(default_factory=dict)
-
-    @property
-    def faults(self) -> list[Row]:
-        """The failing pairs with a cause of their own (see the class docstring)."""
-        return [r for r in self.rows if not r.passed and r.findings]
-
-    def as_dict(self) -> dict:
-        """The JSON report (schema: ``bnport/schemas/verify-report.schema.json``)."""
-        first = self.first_divergence
-        return {
-            "schema": "bnport-verify-report/1",
-            "ok": self.ok,
-            "input_shape": list(self.input_shape),
-            "input_shapes": [list(shape) for shape in self.input_shapes],
-            "pairs": [r.as_dict() for r in self.rows],
-            "final": [r.as_dict() for r in self.final],
-            "first_divergence": None if first is None else {"torch_name": first.torch_name,
-                                                              "keras_name": first.keras_name, "kind": first.kind},
-            "findings": [f.as_dict() for f in self.findings],
-            "faults": [{"torch_name": r.torch_name, "keras_name": r.keras_name, "kind": r.kind} for r in self.faults],
-            "not_compared": self.not_compared,
-            "unpaired": self.unpaired,
-            "notes": self.notes,
-            "warnings": self.warnings,
-            "seconds": self.seconds,
-            "compared": self.compared,
-        }
-
-    def __str__(self) -> str:
-        from bnport.reports.writers import table
-
-        return table(self)
+from bnport.workflows.progress import Stages
+from bnport.workflows.verify_report import Row, VerifyReport
 
 
 def verify(
@@ -146,6 +39,7 @@ def verify(
     seed: int = 0,
     input_shape: object = None,
     batch: int = 2,
+    progress: bool = False,
 ) -> VerifyReport:
     """Check that a ported model computes what the original computes, layer by layer, through ONNX Runtime.
 
@@ -162,12 +56,23 @@ def verify(
         input_shape: channels-first shape, batch included (one, or one per input), of drawn inputs, for a model
             whose input shape leaves sizes open.
         batch: the batch size of drawn inputs.
+        progress: say on a terminal which stage runs (exports, onnxruntime, comparison); nothing elsewhere.
 
     The tolerance of a layer grows with its depth (see :mod:`bnport.core.tolerance`): ``2 * u * depth *
     max|output|``, where depth sums ``sqrt(K) + 4`` over the longest path of layers leading to it and ``u`` is
     2**-24, or the rounding of float16 (2**-11) or bfloat16 (2**-8) where a model holds or computes in it (verify
     computes in float32 either way, said in ``VerifyReport.notes``).
     """
+    stage = Stages(progress, "verify")
+    try:
+        return _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, seed, input_shape, batch,
+                       stage)
+    finally:
+        stage.done()
+
+
+def _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, seed, input_shape, batch,
+            stage: Stages) -> VerifyReport:
     from bnport.adapters.torch import export as torch_export
     from bnport.adapters.torch.batchnorm import in_training_mode
     from bnport.core.frameworks import KERAS, TORCH, torch_and_keras
@@ -194,6 +99,7 @@ def verify(
     k_tapped = keras_side.tap(keras_model, [x.keras_name for x in wanted if x.keras_name not in skipped], notes=notes)
     skipped.update(k_tapped.skipped)
     pairs = [pair for pair in wanted if pair.keras_name not in skipped]
+    stage("exporting the PyTorch model to ONNX")
     began = start = time.perf_counter()
     t_tapped = torch_side.tap(torch_model, [pair.torch_name for pair in pairs], activations, notes=notes)
     t_onnx = torch_side.export(t_tapped, xs.torch)
@@ -201,14 +107,17 @@ def verify(
     # onnxruntime releases the GIL: the PyTorch graph runs on a worker while the Keras export (Python) goes on
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-onnxruntime") as pool:
         torch_run = pool.submit(_timed, runtime.run, t_onnx.model, t_onnx.feeds)
+        stage("exporting the Keras model to ONNX")
         start = time.perf_counter()
         k_onnx = keras_side.export(k_tapped, list(xs.keras), name=keras_model.name)
         clock["export_keras"] = time.perf_counter() - start
+        stage("running both graphs in onnxruntime")
         k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds)
         t_out, torch_seconds = torch_run.result()
     t_finals, k_finals = t_tapped.finals, k_tapped.finals
     clock["onnxruntime"] = torch_seconds + keras_seconds
     clock["total"] = time.perf_counter() - began
+    stage(f"comparing {len(pairs)} layer pairs and the outputs")
     units = {pair.torch_name: _unit(p, pair) for pair in p.pairs}
     coarsest = max(units.values(), default=tolerance.U)
     if coarsest > tolerance.U and atol is None and rtol is None:
