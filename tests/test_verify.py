@@ -135,6 +135,10 @@ def test_every_faulty_layer_is_named_in_one_run(resnet_pair, tmp_path):
     assert "1 other faulty layer" in text and "layer2.bn1 <-> stage2_1_bn (batchnorm)\n    [epsilon]" in text
     assert r.as_dict()["faults"] == [{"torch_name": "layer1.conv2", "keras_name": "stage1_2_conv", "kind": "conv"},
                                      {"torch_name": "layer2.bn1", "keras_name": "stage2_1_bn", "kind": "batchnorm"}]
+    report.write_html(r, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert "<details open><summary>1 other faulty layer, each with a cause of its own</summary>" in page
+    assert "<b>epsilon</b> at layer2.bn1 &harr; stage2_1_bn" in page
 
 
 @pytest.mark.backends

@@ -126,9 +126,13 @@ def write_html(report, path: str | Path) -> None:
         f"DRIFT: first divergence at {html.escape(first.torch_name)} &harr; {html.escape(first.keras_name)}")
     items = "".join(f"<li class=\"warning\"><b>warning</b> {html.escape(e)}</li>" for e in report.warnings)
     items += "".join(f"<li><b>{f.code}</b> {html.escape(f.message)}</li>" for f in report.findings)
-    for row in (r for r in report.faults if r is not first):
-        items += "".join(f"<li><b>{f.code}</b> at {html.escape(row.torch_name)} &harr; {html.escape(row.keras_name)}: "
-                         f"{html.escape(f.message)}</li>" for f in row.findings)
+    others = [r for r in report.faults if r is not first]
+    if others:  # folded past three: a model whose every layer differs would bury the headline
+        listed = "".join(f"<li><b>{f.code}</b> at {html.escape(row.torch_name)} &harr; {html.escape(row.keras_name)}: "
+                         f"{html.escape(f.message)}</li>" for row in others for f in row.findings)
+        items += (f"<li><details{' open' if len(others) <= 3 else ''}><summary>"
+                  f"{count(len(others), 'other faulty layer')}, each with a cause of its own</summary>"
+                  f"<ul>{listed}</ul></details></li>")
     items += "".join(f"<li><b>not compared</b> {html.escape(e)}</li>" for e in report.not_compared)
     items += "".join(f"<li><b>not paired</b> {html.escape(e)}</li>" for e in report.unpaired)
     items += "".join(f"<li><b>note</b> {html.escape(e)}</li>" for e in report.notes)
