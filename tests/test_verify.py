@@ -192,14 +192,19 @@ def test_final_outputs_only(resnet_pair):
     assert r.ok and r.rows == [] and len(r.final) == 1
 
 
-@pytest.mark.backends
-def test_reports_json_junit_html(resnet_pair, tmp_path):
+def epsilon_drift(resnet_pair):
+    """The verify report of the ResNet pair with stage2_1_bn's epsilon changed (put back afterwards)."""
     t, k = resnet_pair
     k.get_layer("stage2_1_bn").epsilon = 1e-2
     try:
-        r = verify(t, k)
+        return verify(t, k)
     finally:
         k.get_layer("stage2_1_bn").epsilon = 1e-5
+
+
+@pytest.mark.backends
+def test_reports_json_junit_html(resnet_pair, tmp_path):
+    r = epsilon_drift(resnet_pair)
     report.write_json(r, tmp_path / "r.json")
     data = json.loads((tmp_path / "r.json").read_text())
     jsonschema.validate(data, json.loads(report.SCHEMA_PATH.read_text()))
@@ -497,12 +502,7 @@ def _browser() -> str | None:
 @pytest.mark.skipif(_browser() is None, reason="no Chromium on this machine (Debian package: chromium); the page's "
                                                "structure is checked without one in test_reports_json_junit_html")
 def test_the_html_report_renders_in_a_headless_browser(resnet_pair, tmp_path):
-    t, k = resnet_pair
-    k.get_layer("stage2_1_bn").epsilon = 1e-2
-    try:
-        r = verify(t, k)
-    finally:
-        k.get_layer("stage2_1_bn").epsilon = 1e-5
+    r = epsilon_drift(resnet_pair)
     page = tmp_path / "r.html"
     report.write_html(r, page)
     bare = tmp_path / "bare.html"
