@@ -163,10 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logging: the CLI prints its own
+    from bnport.cli import native_logs
     from bnport.cli.process import return_large_blocks
-    from bnport.errors import BnportError
 
     return_large_blocks()
+    with native_logs.filtered():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bnport.errors import BnportError
+
     try:
         _check_outputs(args)
         if _needs_keras(args):
