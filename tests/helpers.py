@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -89,3 +90,19 @@ def numpy(value) -> np.ndarray:
     import keras
 
     return keras.ops.convert_to_numpy(value)
+
+
+class Terminal(io.StringIO):
+    """A text buffer that says it is a terminal, as bnport's progress lines ask before they draw."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def terminal_stderr(monkeypatch) -> Terminal:
+    """Point the stderr bnport's progress lines write to at a fresh :class:`Terminal` (undone after the test)."""
+    from bnport.workflows import progress
+
+    term = Terminal()
+    monkeypatch.setattr(progress.sys, "stderr", term)
+    return term

@@ -94,6 +94,14 @@ def test_report_paths_are_checked_before_the_verification(tmp_path, capsys):
     assert out == "" and "--json: the destination folder" in line and "does not exist" in line
 
 
+def test_every_report_file_option_is_checked_before_the_work():
+    from bnport.cli.main import REPORT_FILES, build_parser
+
+    for name, command in build_parser().commands.items():
+        files = {a.dest for a in command._actions if a.metavar == "FILE" and "write" in a.help}  # its outputs
+        assert files == set(REPORT_FILES.get(name, ())), name
+
+
 def test_a_keras_error_over_several_lines_is_given_whole(capsys):
     _, line = error_of(["verify", "--torch-model", f"{ARCH}:torch_mlp", "--keras-model", f"{ARCH}:keras_mlp",
                         "--keras-weights", str(FIXTURES / "resnet.weights.h5")], capsys)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_bits_equal, numpy, torch_tensors
+from helpers import assert_bits_equal, numpy, terminal_stderr, torch_tensors
 from models import SMALL, fresh, keras_model, sample, torch_model
 
 import bnport
@@ -293,12 +293,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
 
     from bnport.workflows import progress
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    term = Terminal()
-    monkeypatch.setattr(progress.sys, "stderr", term)
+    term = terminal_stderr(monkeypatch)
     assert list(progress.bar(list(range(25)), True)) == list(range(25))
     assert "porting [##############################] 25/25" in term.getvalue()
     stage = progress.Stages(True, "verify")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import terminal_stderr
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -75,17 +76,9 @@ def test_every_option_the_readme_names_exists():
 
 
 def test_quiet_turns_the_progress_bar_off(monkeypatch, tmp_path):
-    import io
-
-    from bnport.cli.main import main
-    from bnport.workflows import progress
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
     import torch
 
+    from bnport.cli.main import main
     from bnport.io.factories import build
 
     arch = ROOT / "fixtures" / "architectures.py"
@@ -94,29 +87,20 @@ def test_quiet_turns_the_progress_bar_off(monkeypatch, tmp_path):
     argv = ["convert", str(checkpoint), "", "--torch-model", f"{arch}:torch_resnet50",
             "--keras-model", f"{arch}:keras_resnet50"]
     for quiet, dst in ((False, "a.weights.h5"), (True, "b.weights.h5")):
-        term = Terminal()
-        monkeypatch.setattr(progress.sys, "stderr", term)
+        term = terminal_stderr(monkeypatch)
         argv[2] = str(tmp_path / dst)
         assert main(argv + (["--quiet"] if quiet else [])) == 0
         assert ("porting [" in term.getvalue()) is not quiet
 
 
 def test_verify_says_its_stages_on_a_terminal_unless_quiet(monkeypatch):
-    import io
-
     from bnport.cli.main import main
-    from bnport.workflows import progress
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
 
     arch = ROOT / "fixtures" / "architectures.py"
     argv = ["verify", "--torch-model", f"{arch}:torch_resnet", "--torch-weights", str(ROOT / "fixtures" / "resnet.pt"),
             "--keras-model", f"{arch}:keras_resnet", "--keras-weights", str(ROOT / "fixtures" / "resnet.weights.h5")]
     for quiet in (False, True):
-        term = Terminal()
-        monkeypatch.setattr(progress.sys, "stderr", term)
+        term = terminal_stderr(monkeypatch)
         main(argv + (["--quiet"] if quiet else []))
         shown = term.getvalue()
         if quiet:

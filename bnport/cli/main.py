@@ -194,6 +194,10 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+#: the options that name a report file to write, per command (``inspect --json`` is a flag: it prints)
+REPORT_FILES = {"verify": ("json", "junit", "html"), "convert": ("json",)}
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     """Report files asked for are checked before any work: a verification is not run to be lost at the end."""
     from pathlib import Path
@@ -201,9 +205,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
     from bnport.errors import BnportError
     from bnport.io.atomic import check_destination
 
-    for option in ("json", "junit", "html"):
-        path = getattr(args, option, None)
-        if isinstance(path, str):
+    for option in REPORT_FILES.get(args.command, ()):
+        path = getattr(args, option)
+        if path is not None:
             try:
                 check_destination(Path(path), force=True)
             except BnportError as exc:

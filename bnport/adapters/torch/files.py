@@ -15,6 +15,8 @@ from bnport.errors import CheckpointError, one_line
 from bnport.io.atomic import atomic_path
 from bnport.io.formats import PICKLE_SUFFIXES, SAFETENSORS
 
+ZIP_MAGIC = b"PK\x03\x04"  # how torch.save's zip archives open; its legacy pickles open with 0x80 (PROTO)
+
 
 def read_object(path: str | Path) -> object:
     """What one PyTorch checkpoint file holds: ``.pt``/``.pth``/``.bin``/``.ckpt`` read with
@@ -37,10 +39,11 @@ def read_object(path: str | Path) -> object:
         first = one_line(exc)
         with path.open("rb") as handle:
             opening = handle.read(4)
-        if not (opening.startswith(b"PK\x03\x04") or opening.startswith(b"\x80")):
+        is_zip = opening == ZIP_MAGIC
+        if not (is_zip or opening.startswith(b"\x80")):
             raise CheckpointError(f"{path} is not a PyTorch checkpoint: torch.save writes a zip archive or a pickle, "
                                   f"and this file opens with neither ({opening!r})") from exc
-        if isinstance(exc, EOFError) or _pickle_ends_early(path):
+        if isinstance(exc, EOFError) or _ends_early(path, is_zip):
             raise CheckpointError(f"{path} ends early ({size} bytes): the file is truncated (an interrupted write "
                                   f"or download); torch.load said: {first}") from exc
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
@@ -52,17 +55,17 @@ def read_object(path: str | Path) -> object:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from exc
 
 
-def _pickle_ends_early(path: Path) -> bool:
-    """Whether a torch file stops before its end: a zip archive without its central directory, or a legacy file
-    whose pickles run out of bytes (the weights-only unpickler reports that as an unsupported global made of the
-    cut name). Only parses opcodes (``pickletools``), never runs them."""
+def _ends_early(path: Path, is_zip: bool) -> bool:
+    """Whether a torch file stops before its end: a zip archive (torch's format since 1.6) without its central
+    directory, which is written last, or a legacy file whose pickles run out of bytes (the weights-only unpickler
+    reports that as an unsupported global made of the cut name). Only parses opcodes (``pickletools``), never runs
+    them."""
     import pickletools
     import zipfile
 
+    if is_zip:
+        return not zipfile.is_zipfile(path)
     with path.open("rb") as handle:
-        if handle.read(4) == b"PK\x03\x04":  # a zip archive (torch's format since 1.6) is truncated when its
-            return not zipfile.is_zipfile(path)  # central directory, at the end, is gone
-        handle.seek(0)
         try:
             for _ in range(5):  # magic number, protocol, system info, the object, its storage keys
                 for _op in pickletools.genops(handle):
