@@ -3,8 +3,8 @@
 Run by bench.py as ``KERAS_BACKEND=<backend> python scripts/bench_backend.py [--quick] OUT.json``, TensorFlow made
 unimportable off its backend (as for a user without it). Measures, each against a floor taken in this run:
 
-  verify          bnport.verify (per layer; cold: first export of the Keras architecture; warm: cached) vs the
-                  floor of the PyTorch legacy export plus one onnxruntime run of each model
+  verify          bnport.verify (per layer; cold: a fresh process's first, scripts/bench_cold.py; warm: the Keras
+                  graph cached) vs the floor of the PyTorch legacy export plus one onnxruntime run of each model
   convert_cli     wall time of `bnport convert model.pt model.weights.h5` in a fresh process vs a fresh process that
                   imports the frameworks this backend needs, loads the checkpoint and saves the Keras weights
   convert_verify  `bnport convert ... --verify` in one fresh process (wall time and peak memory) vs a fresh process
@@ -94,17 +94,13 @@ def main() -> None:
     import architectures
     import keras
     import torch
-    from bench import bench_verify, trained_like  # the same verify figure as the TensorFlow one
+    from bench import RESNETS, bench_verify, resnet_spec, trained_like  # the same verify figure as the TensorFlow one
 
-    if quick:
-        torch_name, keras_call, shape = "torch_resnet", "keras_resnet()", (3, 16, 16)
-    else:
-        torch_name, keras_call, shape = "torch_resnet50", "keras_resnet50(input_shape=(224, 224, 3))", (3, 224, 224)
+    spec = resnet_spec(quick)
+    torch_name, keras_call, shape = RESNETS[quick]
     torch_factory = getattr(architectures, torch_name)
-    keras_factory = architectures.keras_resnet if quick else (
-        lambda: architectures.keras_resnet50(input_shape=(224, 224, 3)))
     result = {"backend": keras.backend.backend(), "keras": keras.__version__, "model": torch_name,
-              "verify": bench_verify(torch_factory, keras_factory, shape)}
+              "verify": bench_verify(spec, repeat=1 if quick else 3)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "factories.py").write_text(FACTORIES.format(fixtures=str(ROOT / "fixtures"), torch_name=torch_name,

@@ -11,7 +11,6 @@ for a channels-last Keras model), and the pairs are compared in PyTorch executio
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -104,16 +103,18 @@ def _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, se
     t_tapped = torch_side.tap(torch_model, [pair.torch_name for pair in pairs], activations, notes=notes)
     t_onnx = torch_side.export(t_tapped, xs.torch)
     clock["export_torch"] = time.perf_counter() - start
-    # onnxruntime releases the GIL: the PyTorch graph runs on a worker while the Keras export (Python) goes on
-    with ThreadPoolExecutor(1, thread_name_prefix="bnport-onnxruntime") as pool:
-        torch_run = pool.submit(_timed, runtime.run, t_onnx.model, t_onnx.feeds)
-        stage("exporting the Keras model to ONNX")
-        start = time.perf_counter()
-        k_onnx = keras_side.export(k_tapped, list(xs.keras), name=keras_model.name)
-        clock["export_keras"] = time.perf_counter() - start
-        stage("running both graphs in onnxruntime")
-        k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds)
-        t_out, torch_seconds = torch_run.result()
+    # Both exports before onnxruntime runs (and, in a fresh process, is imported): once its library is loaded every
+    # C++ exception in the process costs about 4x more (its pybind11 exception translators are shared with
+    # torch's and each one rethrows), and the TorchScript exporter ends a pybind11 iterator, one exception, per node
+    # it walks: the export of a Keras ResNet-50 on the torch backend takes 1.9 s before and 2.5 s after (measured:
+    # docs/performance.md). Nor would the export gain from running beside onnxruntime: both want the two cores.
+    stage("exporting the Keras model to ONNX")
+    start = time.perf_counter()
+    k_onnx = keras_side.export(k_tapped, list(xs.keras), name=keras_model.name)
+    clock["export_keras"] = time.perf_counter() - start
+    stage("running both graphs in onnxruntime")
+    t_out, torch_seconds = _timed(runtime.run, t_onnx.model, t_onnx.feeds)
+    k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds)
     t_finals, k_finals = t_tapped.finals, k_tapped.finals
     clock["onnxruntime"] = torch_seconds + keras_seconds
     clock["total"] = time.perf_counter() - began
