@@ -517,3 +517,30 @@ def test_the_html_report_renders_in_a_headless_browser(resnet_pair, tmp_path):
         assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1280, 2400)
         shots.append(data)
     assert len(shots[0]) > len(shots[1]) + 2000  # the chart draws something: bars, labels and the axis
+
+
+def test_both_exports_run_before_onnxruntime_is_loaded():
+    # a fresh process, as `bnport verify` starts: onnxruntime's module makes every C++ exception dearer, and the
+    # TorchScript exporter raises one per node (docs/performance.md), so neither export may run after its import
+    script = f"""
+import sys
+sys.path.insert(0, {str(FIXTURES)!r})
+import architectures, numpy as np
+import bnport
+from bnport.adapters.keras import export as keras_export
+from bnport.adapters.torch import export as torch_export
+seen = []
+for module, name in ((keras_export, "export_keras"), (torch_export, "export_torch")):
+    def spy(*args, _real=getattr(module, name), _name=name, **kwargs):
+        out = _real(*args, **kwargs)
+        seen.append((_name, "onnxruntime" in sys.modules))
+        return out
+    setattr(module, name, spy)
+t, k = architectures.torch_resnet().eval(), architectures.keras_resnet()
+bnport.port(t, k)
+assert bnport.verify(t, k, np.zeros((2, 3, 16, 16), np.float32)).ok
+print(sorted(seen), "onnxruntime" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "[('export_keras', False), ('export_torch', False)] True"
