@@ -202,9 +202,9 @@ def bench_verify(spec: dict, repeat: int) -> dict:
     Warm: verify again in this process (the Keras graph cached) vs the floor here."""
     import bench_cold
 
-    cold = bench_cold.measure(spec, env=None, repeat=repeat)
     t, k, x, keras_x = built(spec)
-    exported = keras_export.export_keras(k, keras_x.shape)  # the Keras graph, for the floor's ORT run only
+    exported = keras_export.export_keras(k, keras_x.shape)  # the Keras graph, for the floors' ORT runs only
+    cold = bench_cold.measure(spec, exported.model, exported.feeds(keras_x), repeat=repeat)
 
     def floor():
         runtime.run(torch_export.export_torch(t, x, fold_constants=True), x)

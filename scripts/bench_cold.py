@@ -25,23 +25,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(spec: dict, env: dict | None, repeat: int) -> dict:
+def measure(spec: dict, keras_graph, feeds: dict, repeat: int) -> dict:
     """Best cold verify and best floor of ``repeat`` fresh processes each, run in turns (the machine's speed
     drifts). ``spec``: ``setup`` (code run first), ``torch`` and ``keras`` (expressions building the two models),
-    ``shape`` (one input without its batch axis)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    ``shape`` (one input without its batch axis); ``keras_graph`` and ``feeds``: the floor's Keras graph and what it
+    is fed, exported by the caller."""
     import numpy as np
     import onnx
-    from bench import built
-
-    from bnport.adapters.keras import export as keras_export
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        _, k, _, keras_x = built(spec)
-        exported = keras_export.export_keras(k, keras_x.shape)  # the floor's Keras graph
-        onnx.save(exported.model, folder / "keras.onnx")
-        np.savez(folder / "feeds.npz", **exported.feeds(keras_x))
+        onnx.save(keras_graph, folder / "keras.onnx")
+        np.savez(folder / "feeds.npz", **feeds)
         (folder / "spec.json").write_text(json.dumps({**spec, "folder": tmp}))
         times: dict[str, list[float]] = {"verify": [], "floor": []}
         found: dict = {}
@@ -49,7 +44,7 @@ def measure(spec: dict, env: dict | None, repeat: int) -> dict:
             for kind in times:
                 out = folder / f"{kind}.json"
                 done = subprocess.run([sys.executable, __file__, kind, str(folder / "spec.json"), str(out)],
-                                      capture_output=True, text=True, env=env)
+                                      capture_output=True, text=True)
                 if done.returncode != 0:
                     raise RuntimeError(f"the cold {kind} process failed: {done.stderr[-3000:]}")
                 result = json.loads(out.read_text())
@@ -72,7 +67,7 @@ def child(kind: str, spec_path: Path, out: Path) -> None:
 
     spec = json.loads(spec_path.read_text())
     t, k, x, _ = built(spec)
-    result: dict = {"onnxruntime_imported_before": "onnxruntime" in sys.modules}
+    result: dict = {}
     if kind == "verify":
         start = time.perf_counter()
         report = verify(t, k, x)
