@@ -22,10 +22,6 @@ from bnport.errors import ExportError, UsageError, one_line
 
 OPSET = 17
 
-#: a model whose parameters and buffers take more bytes than this is exported with them as graph inputs, fed at
-#: run time: an ONNX model is one protobuf, which cannot exceed 2 GiB
-LARGE = 3 * 2**29
-
 
 def input_names(count: int) -> list[str]:
     """The graph's data input names: ``input``, or ``input_0``, ``input_1``, ... for several."""
@@ -43,9 +39,9 @@ def export_torch(
     """Export ``module`` in eval mode on example inputs (channels-first; one array or one per input, named by
     :func:`input_names`); the batch axis stays dynamic.
 
-    ``weights_as_inputs``: the parameters become graph inputs, fed by :func:`weight_feeds` (for models over 2 GiB,
-    which no ONNX protobuf can hold). Every submodule's training flag is restored afterwards (a submodule left in
-    training mode stays so).
+    ``weights_as_inputs``: the parameters and buffers become graph inputs, fed by :func:`weight_feeds`: no model is
+    too large (an ONNX protobuf cannot exceed 2 GiB) and no weight is copied into the graph. Every submodule's
+    training flag is restored afterwards (a submodule left in training mode stays so).
     """
     examples = [example] if isinstance(example, np.ndarray) else list(example)
     names = input_names(len(examples))
@@ -102,12 +98,6 @@ def float32_copy(model: torch.nn.Module, notes: list[str]) -> torch.nn.Module:
     notes.append(f"the PyTorch model holds {', '.join(sorted(dtypes))}: verified as a float32 copy (the values as "
                  "they are, computed in float32)")
     return copy.deepcopy(model).to(torch.float32)
-
-
-def is_large(module: torch.nn.Module) -> bool:
-    """Whether ``module``'s parameters and buffers exceed :data:`LARGE` bytes."""
-    tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}.values()
-    return sum(t.numel() * t.element_size() for t in tensors) > LARGE
 
 
 def weight_feeds(module: torch.nn.Module, model: onnx.ModelProto, inputs: int = 1) -> dict[str, np.ndarray]:
