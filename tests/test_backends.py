@@ -205,3 +205,37 @@ print("SAME", len(fast.model.graph.node))
 """
     done = run("jax", code)
     assert done.returncode == 0 and "SAME" in done.stdout, done.stderr[-3000:]
+
+
+def test_the_torch_backends_keras_graph_leaves_out_no_op_casts_and_computes_the_same():
+    """Keras converts each variable on every read (``x.to(device)``, ``x.to(dtype)``): bnport's export on the torch
+    backend leaves those no-ops out of the trace (no float casts are left: the exporter's own int64 shape casts
+    stay), and the graph computes exactly what the one traced with them does. The mode is gone afterwards (a trace
+    records ``.to`` again)."""
+    code = f"""
+import contextlib, sys, numpy as np, onnx, torch
+sys.path.insert(0, {str(FIXTURES)!r})
+from architectures import keras_resnet
+from bnport.adapters.keras import export
+from bnport.adapters.keras.exporters import torch as exporter
+from bnport.onnxcheck import session
+m = keras_resnet()
+x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype("float32")
+lean = export.export_keras(m, x.shape)
+export._CACHE.clear()
+exporter.skip_no_op_to = contextlib.nullcontext
+full = export.export_keras(m, x.shape)
+casts = [sum(n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT for n in g.model.graph.node)
+         for g in (lean, full)]
+a, b = session.run(lean.model, lean.feeds(x)), session.run(full.model, full.feeds(x))
+assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+traced = torch.jit.trace(lambda t: t.to(torch.float32) + 1, torch.zeros(2))
+print("CASTS", *casts, "NODES", len(lean.model.graph.node), len(full.model.graph.node),
+      "AFTER", sum(n.kind() == "aten::to" for n in traced.graph.nodes()))
+"""
+    done = run("torch", code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    words = done.stdout.split()
+    casts, nodes = words[words.index("CASTS") + 1:][:2], words[words.index("NODES") + 1:][:2]
+    assert casts[0] == "0" and int(casts[1]) > 0, done.stdout
+    assert int(nodes[0]) < int(nodes[1]) and words[words.index("AFTER") + 1] == "1", done.stdout

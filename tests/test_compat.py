@@ -131,3 +131,27 @@ def test_a_store_without_kerass_entry_parts_is_left_to_kerass_own_write():
         pass
 
     assert keras_compat.write_array(Store(), "vars/0", np.zeros(3, "float32")) is False
+
+
+def test_the_keras_torch_exporter_skips_only_a_to_that_returns_its_tensor(torch):
+    """``Tensor.to`` returns the tensor itself for its own dtype and device (PyTorch's documented rule, checked here
+    in eager mode): only then does the export's mode skip the op; everything else reaches it."""
+    from bnport.adapters.keras.exporters import torch as exporter
+
+    x = torch.zeros(2, 3)
+    same = [(torch.float32,), ("cpu",), (torch.device("cpu"),), ("cpu", torch.float32), ()]
+    kw_same = [{"dtype": torch.float32}, {"device": "cpu", "non_blocking": True}]
+    other = [(torch.float64,), (torch.zeros(2, dtype=torch.int64),), (torch.float32, False, True), ("meta",),
+             ("not a device",), (0,)]
+    kw_other = [{"dtype": torch.float32, "copy": True}, {"memory_format": torch.channels_last}]
+    for args in same:
+        assert exporter._no_op_to((x, *args), {}) and x.to(*args) is x, args
+    for kwargs in kw_same:
+        assert exporter._no_op_to((x,), kwargs) and x.to(**kwargs) is x, kwargs
+    for args in other:
+        assert not exporter._no_op_to((x, *args), {}), args
+    for kwargs in kw_other:
+        assert not exporter._no_op_to((x,), kwargs), kwargs
+    assert not exporter._no_op_to((torch.nn.Parameter(x), torch.float32), {})  # a subclass's .to is its own
+    with exporter.skip_no_op_to():
+        assert x.to(torch.float32) is x and x.to(torch.float64).dtype == torch.float64
