@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnport.core.compare import _compare_any, _finite, compare
+from bnport.core import compare as compare_module
+from bnport.core.compare import _compare_any, compare
 
 
 @st.composite
@@ -43,20 +44,41 @@ def test_fast_path_agrees_with_the_general_comparison(case):
                                                         float(expected[fast.worst_index]))
 
 
+@settings(max_examples=300, deadline=None)
+@given(pairs(), st.integers(1, 40))
+def test_the_blocks_of_the_fast_path_find_what_one_pass_finds(case, block):
+    """Blocks as small as one element, in the memory order of ``actual``: the same verdict and maxima as a single
+    pass over the whole array, and a worst element of the largest difference."""
+    actual, expected, tol = case
+    fast, general = compare_module._compare_finite("x", actual, expected, tol, block), _compare_any(
+        "x", actual, expected, tol)
+    assert (fast.ok, fast.max_abs, fast.worst_tolerance) == (general.ok, general.max_abs, general.worst_tolerance)
+    assert np.array_equal(fast.max_rel, general.max_rel, equal_nan=True)
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    assert diff[fast.worst_index] == diff.max()
+    assert (fast.worst_actual, fast.worst_expected) == (float(actual[fast.worst_index]),
+                                                        float(expected[fast.worst_index]))
+
+
+def test_blocks_cover_every_element_once_in_c_order():
+    for shape, block in [((2, 64, 7, 7), 100), ((3,), 1), ((5, 300), 128), ((4, 4), 16), ((1, 1, 1), 5)]:
+        seen = np.zeros(shape, int)
+        order = np.arange(np.prod(shape)).reshape(shape)
+        last = -1
+        for index in compare_module._blocks(shape, block):
+            assert seen[index].size <= block
+            seen[index] += 1
+            assert order[index].min() == last + 1  # each block starts where the last ended
+            last = order[index].max()
+        assert (seen == 1).all(), shape
+
+
 @settings(max_examples=100, deadline=None)
 @given(pairs(nonfinite=True))
 def test_non_finite_values_take_the_general_path(case):
     actual, expected, tol = case
     assert repr(compare("x", actual, expected, tol)) == repr(_compare_any("x", actual, expected, tol))  # nan == nan
     assert not compare("x", actual, expected, tol).ok  # a NaN or infinity only in actual never passes
-
-
-@given(st.sampled_from(["float16", "float32", "float64"]), st.lists(st.sampled_from(
-    [0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, "max", "-max"]), min_size=1, max_size=64))
-def test_finite_check(dtype, values):
-    big = float(np.finfo(dtype).max)
-    x = np.array([big if v == "max" else -big if v == "-max" else v for v in values], dtype=dtype)
-    assert _finite(x) == bool(np.isfinite(x).all())
 
 
 @settings(max_examples=200, deadline=None)

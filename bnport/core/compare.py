@@ -46,39 +46,80 @@ class Comparison:
         )
 
 
+#: elements per block of the finite path: its two float64 buffers (256 KiB each) stay in cache, reused
+BLOCK = 1 << 15
+
+
 def compare(name: str, actual: np.ndarray, expected: np.ndarray, tolerance: np.ndarray | float) -> Comparison:
-    """Compare two arrays element by element; ``tolerance`` broadcasts against them."""
+    """Compare two arrays element by element; ``tolerance`` broadcasts against them. Either array may be a view in
+    any layout (a transposed Keras output): nothing is copied on the way."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     if actual.shape != expected.shape:
         nan = float("nan")
         return Comparison(name, False, nan, nan, (), nan, nan, nan,
                           f"shape {actual.shape} vs expected {expected.shape}")
-    if np.ndim(tolerance) == 0 and actual.size and _finite(actual) and _finite(expected):
-        return _compare_finite(name, actual, expected, float(tolerance))
+    if np.ndim(tolerance) == 0 and actual.ndim and actual.size:
+        finite = _compare_finite(name, actual, expected, float(tolerance))
+        if finite is not None:
+            return finite
     return _compare_any(name, actual, expected, tolerance)
 
 
-def _finite(x: np.ndarray) -> bool:
-    """Whether every element is finite: one summing pass for float32 and narrower (their float64 sum cannot
-    overflow, and a NaN or an infinity makes it non-finite), ``isfinite`` otherwise."""
-    if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
-        return bool(np.isfinite(np.sum(x, dtype=np.float64)))
-    return bool(np.isfinite(x).all()) if x.dtype.kind in "fc" else True
+def _blocks(shape: tuple[int, ...], block: int):
+    """Index tuples that cover ``shape`` (at least one axis) in C order, each at most ``block`` elements: the
+    leading axes one index at a time, then the last axis at which the rest no longer fits, sliced in steps."""
+    inner = 1
+    axis = len(shape) - 1
+    while axis > 0 and inner * shape[axis] <= block:
+        inner *= shape[axis]
+        axis -= 1
+    step = max(1, block // inner)
+    for lead in np.ndindex(*shape[:axis]):
+        for start in range(0, shape[axis], step):
+            yield (*lead, slice(start, min(start + step, shape[axis])))
 
 
-def _compare_finite(name: str, actual: np.ndarray, expected: np.ndarray, tol: float) -> Comparison:
-    """:func:`compare` for finite arrays and one tolerance: the worst element is the largest difference."""
-    diff = np.subtract(actual, expected, dtype=np.float64)  # exact for float32 inputs
-    np.abs(diff, out=diff)
-    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    max_abs = float(diff[worst])
+def _compare_finite(name: str, actual: np.ndarray, expected: np.ndarray, tol: float,
+                    block: int | None = None) -> Comparison | None:
+    """:func:`compare` for one tolerance, block by block in float64 (exact differences of float32 values) into two
+    reused buffers: the worst element is the largest difference. The blocks follow ``actual``'s memory order, so a
+    transposed view (a Keras output read channels-first) is read as it lies, and each block of the other array is
+    small enough to be read from cache. ``None`` when an element is not finite (a NaN or an infinity on either
+    side): :func:`_compare_any` then decides."""
+    block = block or BLOCK
+    order = sorted(range(actual.ndim), key=lambda axis: -abs(actual.strides[axis]))  # stable: C order on ties
+    actual, expected = actual.transpose(order), expected.transpose(order)
+    diff_buffer, magnitude_buffer = np.empty(block), np.empty(block)
+    max_abs, max_rel, worst, any_nonzero = -1.0, 0.0, (), False
+    for index in _blocks(actual.shape, block):
+        a, e = actual[index], expected[index]
+        diff, magnitude = diff_buffer[:a.size].reshape(a.shape), magnitude_buffer[:a.size].reshape(a.shape)
+        np.subtract(a, e, out=diff, dtype=np.float64)
+        np.abs(diff, out=diff)
+        at = int(np.argmax(diff))
+        here = float(diff.flat[at])
+        if not np.isfinite(here):  # argmax stops at a NaN; an infinite difference is the largest
+            return None
+        if here > max_abs:
+            *lead, part = index
+            within = np.unravel_index(at, a.shape)
+            max_abs, worst = here, (*lead, part.start + int(within[0]), *(int(i) for i in within[1:]))
+        np.abs(e, out=magnitude, dtype=np.float64)
+        nonzero = magnitude != 0
+        if nonzero.any():
+            any_nonzero = True
+            np.divide(diff, magnitude, out=diff, where=nonzero)
+            max_rel = max(max_rel, float(diff.max(where=nonzero, initial=0.0)))
+    at = [0] * actual.ndim
+    for axis, i in zip(order, worst, strict=True):
+        at[axis] = int(i)
     return Comparison(
         name=name,
         ok=max_abs <= tol,
         max_abs=max_abs,
-        max_rel=_max_rel(diff, np.abs(expected).astype(np.float64)),
-        worst_index=tuple(int(i) for i in worst),
+        max_rel=max_rel if any_nonzero else float("nan"),
+        worst_index=tuple(at),
         worst_actual=float(actual[worst]),
         worst_expected=float(expected[worst]),
         worst_tolerance=tol,

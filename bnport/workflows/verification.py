@@ -218,7 +218,7 @@ def _to_torch_layout(y: np.ndarray, has_channel_axis: bool, keras_last: bool,
     """A Keras output in PyTorch's layout; ``like``: the PyTorch output's shape, which a Keras output differing
     only by axes of size 1 takes (torchvision keeps (N, C, 1, 1) after pooling where Keras has (N, C))."""
     if keras_last and has_channel_axis and y.ndim > 2:
-        y = layout.to_channels_first(y)
+        y = np.transpose(y, layout.to_channels_first_axes(y.ndim))  # a view: the comparison reads it as it is
     if like is not None and y.shape != like and [d for d in y.shape if d != 1] == [d for d in like if d != 1]:
         y = y.reshape(like)
     return y
