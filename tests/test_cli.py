@@ -92,3 +92,55 @@ def test_demo_converts_verifies_and_explains(tmp_path):
     assert "ok: 13 layers and 1 output within tolerance" in out.stdout
     assert "[epsilon] epsilon differs: PyTorch 2e-05, Keras 0.001" in out.stdout
     assert "ok: the converted file computes what the PyTorch checkpoint computes" in out.stdout
+
+
+FACTORIES_WITH_EXIT_HANDLER = """
+import atexit, sys
+sys.path.insert(0, {fixtures!r})
+import architectures
+
+def leave_mark():
+    with open({mark!r}, "w") as f:
+        f.write("ran")
+
+atexit.register(leave_mark)  # a library's exit handler, registered after the command line started
+
+
+class Witness:  # freed in the interpreter's teardown, which the command line skips
+    def __del__(self, path={torn!r}, write=open):
+        with write(path, "w") as f:
+            f.write("torn down")
+
+
+witness = Witness()
+
+def torch_model():
+    return architectures.torch_resnet()
+
+def keras_model():
+    return architectures.keras_resnet()
+"""
+
+
+def test_the_command_line_ends_after_every_exit_handler_with_its_output_and_code_intact(tmp_path):
+    """``bnport`` ends its process without the interpreter's teardown (bnport/cli/process.py), but only after the
+    exit handlers the libraries it imported registered, its piped output complete and its exit code kept; an
+    in-process ``main()`` leaves the host's collector as it was."""
+    mark, torn, factories = tmp_path / "handler-ran", tmp_path / "torn-down", tmp_path / "factories.py"
+    factories.write_text(FACTORIES_WITH_EXIT_HANDLER.format(fixtures=str(FIXTURES), mark=str(mark), torn=str(torn)))
+    dst = tmp_path / "resnet.weights.h5"
+    done = bnport("convert", str(FIXTURES / "resnet.pt"), str(dst), "--torch-model", f"{factories}:torch_model",
+                  "--keras-model", f"{factories}:keras_model", "--verify", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.rstrip().splitlines()[-1].startswith("ok: ") and dst.is_file()
+    assert mark.read_text() == "ran" and not torn.exists()
+    mark.unlink()
+    refused = bnport("convert", str(FIXTURES / "resnet.pt"), str(dst), "--torch-model", f"{factories}:torch_model",
+                     "--keras-model", f"{factories}:keras_model")  # exists, no --force
+    assert refused.returncode == 2 and "bnport: error:" in refused.stderr and "Traceback" not in refused.stderr
+    code = ("import gc, sys\nfrom bnport.cli.main import main\n"
+            f"rc = main(['explain', '--torch-model', {str(MODELS)!r} + ':torch_bn_layers', '--torch-weights', "
+            f"{str(FIXTURES / 'bn_layers.pt')!r}, '--keras-model', {str(FIXTURES / 'bn_layers_naive.keras')!r}])\n"
+            "print('RC', rc, 'FROZEN', gc.get_freeze_count(), 'ENABLED', gc.isenabled())\n")
+    inside = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "RC 0 FROZEN 0 ENABLED True" in inside.stdout, inside.stdout + inside.stderr[-2000:]

@@ -164,9 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ logging: the CLI prints its own
     from bnport.cli import native_logs
-    from bnport.cli.process import return_large_blocks
 
-    return_large_blocks()
     with native_logs.filtered():
         return _run(args)
 
@@ -178,11 +176,13 @@ def _run(args: argparse.Namespace) -> int:
         _check_outputs(args)
         if _needs_keras(args):
             from bnport.adapters.keras import startup
+            from bnport.cli.process import importing_frameworks
 
             _, note = startup.choose_backend(args.keras_backend)
             if note:
                 print(f"bnport: {note}", file=sys.stderr)
-            startup.import_keras_quietly()
+            with importing_frameworks():
+                startup.import_keras_quietly()
         from bnport.cli import commands
 
         return getattr(commands, args.command)(args)
@@ -223,5 +223,9 @@ def _needs_keras(args: argparse.Namespace) -> bool:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (``bnport``, ``python -m bnport``): the process is the command line's own
+    (:func:`bnport.cli.process.own`), and ends without the interpreter's teardown once every exit handler has run."""
+    from bnport.cli import process
+
+    process.own()
+    process.exit_after_handlers(main())
