@@ -4,11 +4,12 @@ Run by bench.py as ``KERAS_BACKEND=<backend> python scripts/bench_backend.py [--
 unimportable off its backend (as for a user without it). Measures, each against a floor taken in this run:
 
   verify          bnport.verify (per layer; cold: a fresh process's first, scripts/bench_cold.py; warm: the Keras
-                  graph cached) vs the floor of the PyTorch legacy export plus one onnxruntime run of each model
+                  graph cached) vs the floor of the PyTorch legacy export (weights fed) plus one onnxruntime run of
+                  each model
   convert_cli     wall time of `bnport convert model.pt model.weights.h5` in a fresh process vs a fresh process that
                   imports the frameworks this backend needs, loads the checkpoint and saves the Keras weights
   convert_verify  `bnport convert ... --verify` in one fresh process (wall time and peak memory) vs a fresh process
-                  doing the unavoidable work: imports, load, save, PyTorch export, two onnxruntime runs
+                  doing the unavoidable work: imports, load, build, save, both exports, two onnxruntime runs
 """
 
 from __future__ import annotations
@@ -61,16 +62,21 @@ def keras_model():
     return architectures.{keras_call}
 """
 
+#: the floors run as the command line does: the frameworks imported without the garbage collector (their objects
+#: frozen after), and the process ended without the interpreter's teardown (bnport/cli/process.py)
 FLOOR_CONVERT = """
-import sys
+import gc, os, sys
 sys.path.insert(0, {folder!r})
+gc.disable()
 import torch, keras, factories
+gc.freeze()
+gc.enable()
 state = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
 model = factories.keras_model()
 model.save_weights(sys.argv[2])
 """
 
-FLOOR_CONVERT_VERIFY = FLOOR_CONVERT + """
+FLOOR_VERIFY = """
 import numpy as np
 from bnport.adapters.keras import export as keras_export
 from bnport.adapters.torch import export as torch_export
@@ -78,10 +84,16 @@ from bnport.onnxcheck import session as runtime
 t = factories.torch_model()
 t.load_state_dict(state)
 x = np.random.default_rng(0).standard_normal((2, *{shape!r})).astype(np.float32)
-runtime.run(torch_export.export_torch(t.eval(), x, fold_constants=True), x)
+graph = torch_export.export_torch(t, x, weights_as_inputs=True)
+runtime.run(graph, {{"input": x, **torch_export.weight_feeds(t, graph)}})
 keras_x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
 exported = keras_export.export_keras(model, keras_x.shape)
 runtime.run(exported.model, exported.feeds(keras_x))
+"""
+
+FLOOR_END = """
+sys.stdout.flush()
+os._exit(0)
 """
 
 
@@ -110,14 +122,14 @@ def main() -> None:
         convert = [sys.executable, "-m", "bnport", "convert", str(src), str(dst), "--force",
                    "--torch-model", f"{folder / 'factories.py'}:torch_model",
                    "--keras-model", f"{folder / 'factories.py'}:keras_model"]
-        floor = [sys.executable, "-c", FLOOR_CONVERT.format(folder=tmp), str(src), str(dst)]
+        floor = [sys.executable, "-c", FLOOR_CONVERT.format(folder=tmp) + FLOOR_END, str(src), str(dst)]
         repeat = 1 if quick else 3
         cli_s, cli_peak = timed_process(convert, backend, repeat)
         floor_s, _ = timed_process(floor, backend, repeat)
         result["convert_cli"] = {"convert_s": cli_s, "peak_mib": cli_peak / 2**20, "floor_s": floor_s,
                                  "ratio": cli_s / floor_s}
         both_s, both_peak = timed_process([*convert, "--verify"], backend, repeat)
-        floor_verify = FLOOR_CONVERT_VERIFY.format(folder=tmp, shape=shape)
+        floor_verify = FLOOR_CONVERT.format(folder=tmp) + FLOOR_VERIFY.format(shape=shape) + FLOOR_END
         floor_both_s, floor_both_peak = timed_process([sys.executable, "-c", floor_verify, str(src), str(dst)],
                                                       backend, repeat)
         result["convert_verify"] = {"convert_verify_s": both_s, "peak_mib": both_peak / 2**20,

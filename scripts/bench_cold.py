@@ -7,8 +7,9 @@ loaded, which makes every C++ exception in the process about 4x dearer and so th
 the same terms: the frameworks imported, the models built and ported before the clock starts, then
 
   verify  bnport.verify(torch_model, keras_model, x), per layer
-  floor   the unavoidable work: the PyTorch export, then one onnxruntime run of it and one of the Keras graph, which
-          the parent exported beforehand (loading it is not timed: exporting the Keras model is bnport's own work)
+  floor   the unavoidable work: the PyTorch export (weights fed, its fastest form), then one onnxruntime run of it and
+          one of the Keras graph, which the parent exported beforehand (loading it is not timed: exporting the Keras
+          model is bnport's own work)
 
 Child usage (bench.py starts them): python scripts/bench_cold.py verify|floor SPEC.json OUT.json
 """
@@ -59,9 +60,8 @@ def child(kind: str, spec_path: Path, out: Path) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     import numpy as np
     import onnx
-    from bench import built
+    from bench import built, torch_floor
 
-    from bnport.adapters.torch import export as torch_export
     from bnport.onnxcheck import session as runtime
     from bnport.workflows.verification import verify
 
@@ -79,7 +79,7 @@ def child(kind: str, spec_path: Path, out: Path) -> None:
         graph = onnx.load(folder / "keras.onnx")
         feeds = dict(np.load(folder / "feeds.npz"))
         start = time.perf_counter()
-        runtime.run(torch_export.export_torch(t, x, fold_constants=True), x)
+        torch_floor(t, x)
         runtime.run(graph, feeds)
         result["seconds"] = time.perf_counter() - start
     out.write_text(json.dumps(result))
