@@ -74,7 +74,6 @@ def importing_frameworks() -> Iterator[None]:
             gc.enable()
 
 
-
 def exit_after_handlers(code: int) -> NoReturn:
     """``sys.exit(code)``, and once every exit handler registered after :func:`own` has run (the
     libraries' own: temporary files, logging), the process ends without the interpreter's teardown: freeing every

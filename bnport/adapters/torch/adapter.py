@@ -42,14 +42,8 @@ class TorchAdapter:
     def export(self, tapped: Tapped, inputs: list, *, name: str = "") -> Exported:
         from bnport.adapters.torch import export
 
-        module = tapped.model
         outputs = [f"output_{i}" for i in range(tapped.finals)] + [f"tap_{i}" for i in range(len(tapped.names))]
-        # the weights are fed (views of the module's tensors), not stored in the graph, as on the Keras side: no
-        # 2 GiB protobuf limit, and no copies of every weight into the protobuf, its bytes and onnxruntime's
-        # initializers (ResNet-50: export and run 1.1 s -> 0.6 s, 180 MB less: docs/performance.md)
-        model = export.export_torch(module, inputs, output_names=outputs, weights_as_inputs=True)
-        feeds = dict(zip(export.input_names(len(inputs)), inputs, strict=True))
-        feeds.update(export.weight_feeds(module, model, len(inputs)))
+        model, feeds = export.export_fed(tapped.model, inputs, output_names=outputs)  # the weights fed, as on Keras's
         return Exported(model, feeds)
 
     def values(self, writes: list[Write], model, *, early=None):

@@ -74,6 +74,19 @@ def export_torch(
     return onnx.load_from_string(buffer.getvalue())
 
 
+def export_fed(module: torch.nn.Module, example: np.ndarray | Sequence[np.ndarray], *,
+               output_names: Sequence[str] = ("output",)) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """:func:`export_torch` with the weights as graph inputs, and every onnxruntime feed of it: the example inputs,
+    then each weight as a view of the module's tensor. How verify exports: nothing is copied into a protobuf (which
+    stops at 2 GiB) or onnxruntime's initializers (ResNet-50: export and run 1.1 s -> 0.6 s, 180 MB less:
+    docs/performance.md)."""
+    examples = [example] if isinstance(example, np.ndarray) else list(example)
+    model = export_torch(module, examples, output_names=output_names, weights_as_inputs=True)
+    feeds = dict(zip(input_names(len(examples)), examples, strict=True))
+    feeds.update(weight_feeds(module, model, len(examples)))
+    return model, feeds
+
+
 def _refuse_inputs_it_cannot_run(module: torch.nn.Module, examples: list[np.ndarray]) -> None:
     """After a failed export: if the model cannot even run on the inputs (in eval mode), the inputs are the
     problem, not the exporter; say so with their shapes."""

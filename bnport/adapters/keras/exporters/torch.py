@@ -8,7 +8,7 @@ then fail to export.
 
 Keras converts every variable each time a layer reads it (``convert_to_tensor``: ``x.to(device)``, ``x.to(dtype)``),
 and the tracer records each such ``Tensor.to`` although it returns the tensor itself: 1,311 of the 14,169 nodes
-traced from a tapped ResNet-50, and with their arguments about two thirds of the graph. :class:`SkipNoOpTo` returns
+traced from a tapped ResNet-50, and with their arguments about two thirds of the graph. :func:`skip_no_op_to` returns
 the tensor without calling the op while bnport exports, so the graph holds only what computes.
 """
 
@@ -25,9 +25,10 @@ from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.errors import ExportError
 
 OPSET = 17
-_DEVICE_KEYS = {"dtype", "device", "non_blocking"}
 #: the graph is exported for the batch size of the example (the cache key holds it)
 STATIC_BATCH = True
+#: the keywords a ``Tensor.to`` may take and still return its tensor
+_DEVICE_KEYS = {"dtype", "device", "non_blocking"}
 
 
 def _no_op_to(args: tuple, kwargs: dict) -> bool:
