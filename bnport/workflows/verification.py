@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from bnport import adapters
+from bnport.adapters import collector
 from bnport.core import kinds, layout, model_inputs, tolerance
 from bnport.core.compare import compare
 from bnport.core.findings import Finding
@@ -64,8 +65,9 @@ def verify(
     """
     stage = Stages(progress, "verify")
     try:
-        return _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, seed, input_shape, batch,
-                       stage)
+        with collector.paused():
+            return _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, seed, input_shape,
+                           batch, stage)
     finally:
         stage.done()
 
