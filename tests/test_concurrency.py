@@ -38,6 +38,7 @@ def _watched() -> dict[str, object]:
         "Node.get_value_attr": vars(Node)["get_value_attr"],
         "tf2onnx.optimizer._get_optimizers": tf2onnx.optimizer._get_optimizers,
         "tf_loader.from_function": tf_loader.from_function,
+        "tfonnx.resolve_functions": tfonnx.resolve_functions,
         "tfonnx.rewrite_constant_fold": tfonnx.rewrite_constant_fold,
         "keras tensorflow nn.conv": tf_nn.conv,
         "numpy.object defined": "object" in vars(np),
@@ -219,7 +220,7 @@ def test_a_failure_inside_bnports_tf2onnx_replacement_is_named_as_bnports(monkey
 
         return reset_nodes
 
-    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_with_a_set", broken)
+    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", broken)
     _, k = _pair("mlp")
     before = _watched()
     with pytest.raises(ExportError, match=r"bnport's replacement of tf2onnx\.graph\.Graph\.reset_nodes failed") as err:

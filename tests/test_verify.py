@@ -409,9 +409,11 @@ def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypat
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkeypatch):
-    """tf2onnx checks each graph input against a list of the nodes after every rewriter; bnport checks against a
-    set (its graphs have an input per weight): same ops, same numbers as tf2onnx's own check."""
+def test_keras_export_resets_nodes_in_one_pass_to_the_indexes_tf2onnx_builds(name, monkeypatch):
+    """After every reset of a real conversion (each rewriter and sort), tf2onnx's own reset_nodes, run again on the
+    same nodes, builds the same indexes as bnport's; and the conversion gives the same ops and numbers."""
+    from tf2onnx.graph import Graph
+
     from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras import taps as keras_taps
     from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
@@ -421,18 +423,30 @@ def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkey
     k = keras_model(name)
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
-    calls = []
-    patched = tf2onnx_compat._reset_nodes_with_a_set
+    original, compared = vars(Graph)["reset_nodes"], []
+    one_pass = tf2onnx_compat._reset_nodes_in_one_pass
 
-    def counting(reset):
-        fast = patched(reset)
-        return lambda self, ops: calls.append(1) or fast(self, ops)
+    def indexes(g):
+        return (list(g._nodes), dict(g._nodes_by_name), dict(g._output_to_node_name), dict(g._output_to_consumers),
+                dict(g._dtypes), dict(g._output_shapes), dict(g.contained_graphs))
 
-    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_with_a_set", counting)
+    def checked(reset):
+        fast = one_pass(reset)
+
+        def reset_nodes(self, ops):
+            fast(self, ops)
+            mine = indexes(self)
+            original(self, list(ops))
+            assert indexes(self) == mine
+            compared.append(len(ops))
+
+        return reset_nodes
+
+    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", checked)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(tapped, x.shape)
-    assert len(calls) > 20, "the set-based check was not taken"
-    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_with_a_set", lambda original: original)
+    assert len(compared) > 20 and max(compared) > 10, compared
+    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", lambda reset: reset)
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
@@ -443,16 +457,45 @@ def test_keras_export_resets_nodes_with_a_set_and_computes_the_same(name, monkey
 def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     from tf2onnx.graph import Graph
 
-    from bnport.adapters.keras.compat.tf2onnx import _reset_nodes_with_a_set
+    from bnport.adapters.keras.compat.tf2onnx import _reset_nodes_in_one_pass
 
     class Stub:
         name = "w7"
 
     graph = Graph.__new__(Graph)
-    graph.inputs = [Stub()]
+    graph.inputs, graph.outputs, graph.parent_graph = [Stub()], [], None
+    graph._dtypes, graph._output_shapes, graph.contained_graphs = {}, {}, {}
     with pytest.raises(ValueError, match="graph input 'w7' not exist"):
-        _reset_nodes_with_a_set(Graph.reset_nodes)(graph, [])  # tf2onnx's own check runs, on the full inputs
-    assert [n.name for n in graph.inputs] == ["w7"]  # left as it was
+        _reset_nodes_in_one_pass(Graph.reset_nodes)(graph, [])  # tf2onnx's own check runs and raises
+    assert [n.name for n in graph.inputs] == ["w7"]
+
+
+def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):
+    """tf2onnx's resolve_functions walks the whole graph to find the functions it calls; bnport's graphs call none,
+    so the conversion's own walk is the only one."""
+    import tensorflow as tf
+    from tf2onnx import tf_loader, tf_utils
+
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+
+    walks = []
+    walk = tf_utils.tflist_to_onnx
+    monkeypatch.setattr(tf_utils, "tflist_to_onnx", lambda *a, **kw: walks.append(1) or walk(*a, **kw))
+    monkeypatch.setattr(tf_loader, "tflist_to_onnx", tf_utils.tflist_to_onnx)
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    keras_export.export_keras(keras_model("resnet"), np.moveaxis(sample("resnet"), 1, -1).shape)
+    assert walks == [1]
+
+    @tf.function
+    def double(x):
+        return 2 * x
+
+    with tf.Graph().as_default() as with_function:
+        double(tf.constant(1.0))
+    resolve = tf2onnx_compat._resolve_functions_if_any(lambda g: ["the original's answer"])
+    assert resolve(with_function) == ["the original's answer"]
+    assert resolve(tf.Graph()) == []
 
 
 class _Shift:

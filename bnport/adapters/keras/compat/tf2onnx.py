@@ -10,8 +10,9 @@ graph, ``tfonnx.process_tf_graph``, ``optimizer.optimize_graph`` with the optimi
 * No freezing of a function that captures no variable and calls no other function
   (:func:`_graph_def_without_freezing`): freezing rebuilds the whole graph to inline variables bnport feeds as
   inputs anyway.
-* Three ``tf2onnx.graph.Graph`` methods replaced for the conversion (:func:`replacements`), through
-  :class:`bnport.adapters.swaps.Swap` (the export lock held, the calling thread only, restored on every exit).
+* Three ``tf2onnx.graph.Graph`` methods and ``tfonnx.resolve_functions`` replaced for the conversion
+  (:func:`replacements`), through :class:`bnport.adapters.swaps.Swap` (the export lock held, the calling thread
+  only, restored on every exit).
 
 Keras's own ``patch_tf2onnx`` (numpy 2 names) is not called: tf2onnx 1.17 no longer uses the names it patches, and
 its patch is permanent and process-wide.
@@ -45,7 +46,7 @@ def probe() -> str | None:
     needed = {Graph: ("extract_sub_graph_nodes", "replace_all_inputs", "reset_nodes", "get_node_by_output"),
               tf_loader: ("from_function", "fix_freezing_errors_part2", "inputs_without_resource", "tf_optimize",
                           "tf_session"),
-              tfonnx: ("process_tf_graph",), optimizer: ("optimize_graph",),
+              tfonnx: ("process_tf_graph", "resolve_functions"), optimizer: ("optimize_graph",),
               tf2onnx.convert: ("tensor_names_from_structed",)}
     missing = [f"{getattr(owner, '__name__', owner)}.{name}" for owner, names in needed.items() for name in names
                if not hasattr(owner, name)]
@@ -139,28 +140,69 @@ def _erfc(ctx, node, name, args) -> None:
 CUSTOM_OPS = {"Erfc": (_erfc, [])}
 
 
-def _reset_nodes_with_a_set(reset: Callable) -> Callable:
-    """``Graph.reset_nodes``, its check that each graph input is among ``ops`` made with a set.
+def _reset_nodes_in_one_pass(reset: Callable) -> Callable:
+    """``Graph.reset_nodes``: the same indexes, built in one pass over ``ops`` that reads each node's name once.
 
-    The original tests ``n not in ops`` (a list) for every graph input: inputs times nodes comparisons per call,
-    and tf2onnx resets the graph after each of its rewriters and each sort, while bnport's graphs have an input
-    per weight. The same check runs here on a set; when it fails the original runs and
-    raises its own error; otherwise the original runs with the graph's input list emptied for the call (so its own
-    check has nothing to do) and put back, whatever happens.
+    tf2onnx resets the graph after each of its 27 rewriters and each sort (40 times for a tapped DenseNet-121 of
+    3,100 nodes). The original reads each node's name (a protobuf field) once per output and input, registers each
+    input through a method call, and checks every graph input against the list ``ops``: inputs times nodes
+    comparisons, and bnport's graphs have an input per weight. Here the dtypes, shapes, subgraphs, name, producer and
+    consumer indexes are built exactly as the original builds them, and the graph's inputs are checked against a set.
+    A graph inside another (control flow, which also registers inputs with its parent) and a reset that would fail
+    its checks run the original, which then raises its own error.
     """
 
     def reset_nodes(self, ops):
-        inputs = self.inputs
+        if self.parent_graph is not None:
+            return reset(self, ops)
+        names = [op.name for op in ops]
         present = {id(op) for op in ops}
-        if any(id(n) not in present for n in inputs):
+        dtypes, shapes, subgraphs = self._dtypes, self._output_shapes, self.contained_graphs
+        kept_dtypes, kept_shapes, kept_subgraphs = {}, {}, {}
+        producers: dict = {}
+        consumers: dict = {}
+        for op, name in zip(ops, names, strict=True):
+            for output in op.output:
+                if output in dtypes:
+                    kept_dtypes[output] = dtypes[output]
+                if output in shapes:
+                    kept_shapes[output] = shapes[output]
+            if name in subgraphs:
+                kept_subgraphs[name] = subgraphs[name]
+        for op, name in zip(ops, names, strict=True):
+            for output in op.output:
+                producers[output] = name
+            for input_name in op.input:
+                readers = consumers.get(input_name)
+                if readers is None:
+                    consumers[input_name] = readers = set()
+                readers.add(name)
+        if any(id(n) not in present for n in self.inputs) or any(o not in producers for o in self.outputs):
             return reset(self, ops)
-        self.inputs = []
-        try:
-            return reset(self, ops)
-        finally:
-            self.inputs = inputs
+        self._nodes = ops
+        self.contained_graphs = kept_subgraphs
+        self._nodes_by_name = dict(zip(names, ops, strict=True))
+        self._output_to_node_name = producers
+        self._output_to_consumers = consumers
+        self._dtypes = kept_dtypes
+        self._output_shapes = kept_shapes
 
     return reset_nodes
+
+
+def _resolve_functions_if_any(resolve: Callable) -> Callable:
+    """tf2onnx's ``resolve_functions``, answered at once for a graph that defines no function: the original walks
+    the whole graph (``tflist_to_onnx``, a second time besides the conversion's own walk) to find the shapes each
+    called function is given, then converts each function; with none the walk's result goes unused and the answer
+    is the empty list."""
+
+    def resolve_functions(tf_graph):
+        functions = getattr(tf_graph, "_functions", None)
+        if isinstance(functions, dict) and not functions:
+            return []
+        return resolve(tf_graph)
+
+    return resolve_functions
 
 
 def _replace_all_inputs_indexed(replace: Callable) -> Callable:
@@ -208,9 +250,11 @@ def _extract_sub_graph_nodes_once(extract: Callable) -> Callable:
 
 
 def replacements() -> tuple[Replacement, ...]:
+    from tf2onnx import tfonnx
     from tf2onnx.graph import Graph
 
     return (Replacement(Graph, "extract_sub_graph_nodes", _extract_sub_graph_nodes_once),
             Replacement(Graph, "replace_all_inputs", _replace_all_inputs_indexed),
-            Replacement(Graph, "reset_nodes", _reset_nodes_with_a_set))
+            Replacement(Graph, "reset_nodes", _reset_nodes_in_one_pass),
+            Replacement(tfonnx, "resolve_functions", _resolve_functions_if_any))
 
