@@ -470,6 +470,33 @@ def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     assert [n.name for n in graph.inputs] == ["w7"]
 
 
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_the_graph_grappler_is_given_is_the_one_tf2onnxs_loader_gives_it(name, monkeypatch):
+    """bnport's loading without freezing skips the loader's import of the graph into a session (it only drops
+    resource inputs, and there are none): grappler returns the same graph, byte for byte."""
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+
+    seen = []
+    convert_fast = tf2onnx_compat._convert_fast
+    monkeypatch.setattr(tf2onnx_compat, "_convert_fast", lambda concrete, opset: seen.append(concrete)
+                        or convert_fast(concrete, opset))
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    keras_export.export_keras(keras_model(name), np.moveaxis(sample(name), 1, -1).shape)
+    concrete = seen[0]
+    inputs = [t.name for t in concrete.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
+    graph_def = tf_loader.fix_freezing_errors_part2(concrete.graph.as_graph_def(add_shapes=True))
+    with tf.Graph().as_default() as tf_graph, tf_loader.tf_session(graph=tf_graph) as sess:  # the loader's steps
+        tf.import_graph_def(graph_def, name="")
+        loader = tf_loader.tf_optimize(tf_loader.inputs_without_resource(sess, inputs), outputs, graph_def)
+    mine = tf2onnx_compat._graph_def_without_freezing(concrete, inputs, outputs)
+    assert mine.SerializeToString(deterministic=True) == loader.SerializeToString(deterministic=True)
+
+
 def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):
     """tf2onnx's resolve_functions walks the whole graph to find the functions it calls; bnport's graphs call none,
     so the conversion's own walk is the only one."""

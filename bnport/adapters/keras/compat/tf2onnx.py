@@ -44,8 +44,7 @@ def probe() -> str | None:
     if not any(version == t or version.startswith(t + ".") for t in TESTED):
         return f"tf2onnx {version} is not a tested version ({', '.join(TESTED)})"
     needed = {Graph: ("extract_sub_graph_nodes", "replace_all_inputs", "reset_nodes", "get_node_by_output"),
-              tf_loader: ("from_function", "fix_freezing_errors_part2", "inputs_without_resource", "tf_optimize",
-                          "tf_session"),
+              tf_loader: ("from_function", "fix_freezing_errors_part2", "tf_optimize"),
               tfonnx: ("process_tf_graph", "resolve_functions"), optimizer: ("optimize_graph",),
               tf2onnx.convert: ("tensor_names_from_structed",)}
     missing = [f"{getattr(owner, '__name__', owner)}.{name}" for owner, names in needed.items() for name in names
@@ -106,8 +105,10 @@ def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str])
     Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines called
     functions, rebuilding the whole graph to do so (docs/performance.md). bnport's exports feed the
     weights as inputs: when the function captures no variable and calls no other function, its graph already is
-    what freezing returns, and the rest of tf2onnx's loading runs unchanged on it. Plain tensors it captured stay
-    placeholders either way.
+    what freezing returns, and the rest of tf2onnx's loading runs on it, but for one step: the loader imports the
+    whole graph into a session only to drop the inputs of resource dtype, and ``inputs`` holds none (the caller
+    leaves them out), so grappler is given the graph directly, under an empty default graph as in the loader.
+    Plain tensors it captured stay placeholders either way.
     """
     import tensorflow as tf
     from tf2onnx import tf_loader
@@ -118,9 +119,7 @@ def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str])
     if graph_def.library.function:
         return None
     graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
-    with tf.Graph().as_default() as tf_graph, tf_loader.tf_session(graph=tf_graph) as sess:
-        tf.import_graph_def(graph_def, name="")
-        inputs = tf_loader.inputs_without_resource(sess, inputs)
+    with tf.Graph().as_default():  # what the loader's graph holds for grappler: no collections
         return tf_loader.tf_optimize(inputs, outputs, graph_def)
 
 
