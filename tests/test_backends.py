@@ -180,8 +180,9 @@ def test_framework_detection_on_the_torch_backend():
 
 
 def test_the_jax2onnx_fast_path_gives_the_public_paths_graph():
-    """bnport imports only jax2onnx's JAX plugins for its conversions: the same nodes and the same numbers as
-    jax2onnx's public path (every plugin imported), on the bundled ResNet twin."""
+    """bnport imports only jax2onnx's JAX plugins for its conversions and answers its output check through each
+    value's producer: the same nodes and the same numbers as jax2onnx's public path (every plugin imported, the
+    full check), on the bundled ResNet twin; both attributes are jax2onnx's own again afterwards."""
     code = f"""
 import sys, numpy as np
 sys.path.insert(0, {str(FIXTURES)!r})
@@ -189,6 +190,8 @@ from architectures import keras_resnet
 from bnport.adapters.keras import export
 from bnport.adapters.keras.compat import jax2onnx as compat
 from bnport.onnxcheck import session
+import jax2onnx.converter.conversion_api as api, jax2onnx.converter.output_binding as ob
+plugins, connected = api.import_all_plugins, ob._value_is_graph_connected
 assert compat.probe() is None, compat.probe()
 m = keras_resnet()
 x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype("float32")
@@ -199,12 +202,40 @@ slow = export.export_keras(m, x.shape)
 assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
 a, b = session.run(fast.model, fast.feeds(x)), session.run(slow.model, slow.feeds(x))
 assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
-import jax2onnx.converter.conversion_api as api
-assert api.import_all_plugins.__module__.startswith("jax2onnx"), "left replaced"
+import jax2onnx.converter.conversion_api as api, jax2onnx.converter.output_binding as ob
+assert api.import_all_plugins is plugins and ob._value_is_graph_connected is connected, "left replaced"
 print("SAME", len(fast.model.graph.node))
 """
     done = run("jax", code)
     assert done.returncode == 0 and "SAME" in done.stdout, done.stderr[-3000:]
+
+
+def test_the_output_check_answers_from_the_producer_only_for_a_node_of_the_graph():
+    """A value produced by a node of the builder's graph is connected; a graph input, a value of a node outside the
+    graph and a value without producer get jax2onnx's own check (here: inputs yes, the others no)."""
+    ir = pytest.importorskip("onnx_ir")
+    output_binding = pytest.importorskip("jax2onnx.converter.output_binding")
+    from bnport.adapters.keras.compat import jax2onnx as compat
+
+    graph = ir.Graph(inputs=[ir.Value(name="x")], outputs=[], nodes=[], name="g")
+    inside = ir.Node("", "Relu", inputs=[graph.inputs[0]])
+    graph.append(inside)
+    outside = ir.Node("", "Relu", inputs=[graph.inputs[0]])
+
+    class Builder:
+        def __init__(self, graph):
+            self.graph, self.nodes, self.inputs, self.initializers = graph, graph, graph.inputs, []
+
+    class Ctx:
+        builder = Builder(graph)
+
+    asked = []
+    check = compat._connected_through_producer(lambda ctx, v: asked.append(v.name) or
+                                               output_binding._value_is_graph_connected(ctx, v))
+    assert check(Ctx, inside.outputs[0]) and asked == []
+    assert check(Ctx, graph.inputs[0]) and asked == ["x"]
+    assert not check(Ctx, outside.outputs[0]) and not check(Ctx, ir.Value(name="loose"))
+    assert len(asked) == 3
 
 
 def test_the_torch_backends_keras_graph_leaves_out_no_op_casts_and_computes_the_same():

@@ -1,26 +1,28 @@
-"""jax2onnx, as bnport calls it: its public ``to_onnx``, with the plugins for JAX's own primitives loaded alone.
+"""jax2onnx, as bnport calls it: its public ``to_onnx``, with the plugins for JAX's own primitives loaded alone and
+its per-equation output check answered through each value's producer.
 
 ``jax2onnx.to_onnx`` first imports every plugin module it ships, those for Flax, Equinox and its example models
 included, several of which compile JAX functions as they import: about 10 s on a first conversion, of which the
 plugins for ``jax.lax``, ``jax.numpy``, ``jax.nn`` and ``jax.image`` (all that Keras's JAX backend calls) take about
-1 s (docs/performance.md). On the jax2onnx versions in :data:`TESTED`, with the parts :func:`probe` checks present,
-bnport imports that subtree with jax2onnx's own importer and, for its conversion only, replaces the converter's
-"import every plugin" step by it (through :class:`bnport.adapters.swaps.Swap`: the export lock held, the calling
-thread only, restored on every exit). Nothing else changes: jax2onnx's registry only ever gains the plugins it would
-have imported itself, and a later ``to_onnx`` of the user's still imports all of them. Elsewhere the public path
-runs as it is.
+1 s (docs/performance.md). And after lowering each equation it checks each output against every value of the graph
+built so far, quadratic in the graph's size (:func:`_connected_through_producer`). On the jax2onnx versions in
+:data:`TESTED`, with the parts :func:`probe` checks present, bnport imports the JAX subtree of plugins with
+jax2onnx's own importer and answers the check from the value's producer where it has one in the graph, for its
+conversion only (through :class:`bnport.adapters.swaps.Swap`: the export lock held, the calling thread only,
+restored on every exit). Nothing else changes: jax2onnx's registry only ever gains the plugins it would have
+imported itself, and a later ``to_onnx`` of the user's still imports all of them. Elsewhere the public path runs as
+it is.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import onnx
 
 from bnport.adapters.swaps import EXPORT_LOCK, Replacement, Swap
 
-#: jax2onnx versions (major.minor) whose private parts bnport's narrower plugin import was tested on
+#: jax2onnx versions (major.minor) whose private parts bnport's replacements were tested on
 TESTED = ("0.17",)
 
 #: False: always take jax2onnx's public path (the fallback, tested)
@@ -31,7 +33,7 @@ SUBTREES = ("jax",)
 
 
 def probe() -> str | None:
-    """Why the narrower plugin import cannot run on the installed jax2onnx, or None when it can."""
+    """Why bnport's replacements cannot run on the installed jax2onnx, or None when they can."""
     import importlib.metadata
 
     try:
@@ -45,7 +47,12 @@ def probe() -> str | None:
         from jax2onnx.plugins import plugin_system
     except ImportError as exc:
         return f"jax2onnx {version} lacks {exc.name}"
-    missing = [name for owner, name in ((plugin_system, "_import_tree"), (conversion_api, "import_all_plugins"))
+    try:
+        from jax2onnx.converter import output_binding
+    except ImportError as exc:
+        return f"jax2onnx {version} lacks {exc.name}"
+    missing = [name for owner, name in ((plugin_system, "_import_tree"), (conversion_api, "import_all_plugins"),
+                                        (output_binding, "_value_is_graph_connected"))
                if not callable(getattr(owner, name, None))]
     return f"jax2onnx {version} lacks {', '.join(missing)}" if missing else None
 
@@ -54,17 +61,47 @@ def to_onnx(fn, inputs: Sequence, *, names: Sequence[str], opset: int) -> onnx.M
     """``jax2onnx.to_onnx(fn, inputs, ...)`` as an in-memory model, its inputs named ``names``."""
     import jax2onnx
 
-    with EXPORT_LOCK, _jax_plugins_only():
+    def convert() -> onnx.ModelProto:
         return jax2onnx.to_onnx(fn, inputs=list(inputs), input_names=list(names), opset=opset, return_mode="proto")
 
+    with EXPORT_LOCK:
+        if not FAST or probe() is not None:
+            return convert()
+        with Swap("jax2onnx", replacements()) as swap:
+            model = convert()
+        swap.check()
+        return model
 
-def _jax_plugins_only() -> contextlib.AbstractContextManager:
-    if not FAST or probe() is not None:
-        return contextlib.nullcontext()
-    from jax2onnx.converter import conversion_api
 
-    swap = Swap("jax2onnx", (Replacement(conversion_api, "import_all_plugins", _import_jax_plugins),))
-    return swap
+def replacements() -> tuple[Replacement, ...]:
+    from jax2onnx.converter import conversion_api, output_binding
+
+    return (Replacement(conversion_api, "import_all_plugins", _import_jax_plugins),
+            Replacement(output_binding, "_value_is_graph_connected", _connected_through_producer))
+
+
+def _connected_through_producer(original):
+    """``output_binding._value_is_graph_connected``, answered at once for a value whose producing node is in the graph.
+
+    After lowering each JAX equation jax2onnx checks, twice, that every output is the graph's: it compares the value
+    with each graph input, each initializer and each output of every node built so far, by identity or name. That is
+    quadratic in the graph's size: 2.8 million comparisons for a tapped ResNet-50 (docs/performance.md). A value whose
+    producer belongs to the builder's graph (``node.graph is graph``, onnx_ir's own test of membership) is one of that
+    node's outputs, so the answer is yes; any other value (a graph input, an initializer, one without a producer)
+    gets the original's full check.
+    """
+
+    def _value_is_graph_connected(ctx, value):
+        builder = getattr(ctx, "builder", None)
+        graph = getattr(builder, "graph", None)
+        producer = getattr(value, "producer", None)
+        node = producer() if callable(producer) else None
+        if node is not None and graph is not None and getattr(builder, "nodes", None) is graph \
+                and node.graph is graph:
+            return True
+        return original(ctx, value)
+
+    return _value_is_graph_connected
 
 
 def _import_jax_plugins(original):
