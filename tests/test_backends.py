@@ -238,6 +238,23 @@ def test_the_output_check_answers_from_the_producer_only_for_a_node_of_the_graph
     assert len(asked) == 3
 
 
+def test_the_producer_lookup_answers_from_the_list_only_for_a_producer_in_it():
+    ir = pytest.importorskip("onnx_ir")
+    pytest.importorskip("jax2onnx.converter.optimizer_graph_utils")
+    from bnport.adapters.keras.compat import jax2onnx as compat
+
+    x = ir.Value(name="x")
+    first, second = ir.Node("", "Relu", inputs=[x]), ir.Node("", "Neg", inputs=[x])
+    first.outputs[0].name = "y"
+    asked = []
+    lookup = compat._producer_in_list(lambda nodes, v: asked.append(v) or "the original's answer")
+    assert lookup([second, first], first.outputs[0]) is first and asked == []
+    assert lookup([second], first.outputs[0]) == "the original's answer"  # not in the list: the name scan decides
+    assert lookup([first, second], x) == "the original's answer"  # no producer
+    assert lookup([first, second], "y") == "the original's answer"
+    assert len(asked) == 3
+
+
 def test_the_torch_backends_keras_graph_leaves_out_no_op_casts_and_computes_the_same():
     """Keras converts each variable on every read (``x.to(device)``, ``x.to(dtype)``): bnport's export on the torch
     backend leaves those no-ops out of the trace (no float casts are left: the exporter's own int64 shape casts
