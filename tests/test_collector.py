@@ -89,13 +89,36 @@ def test_overlapping_pauses_in_two_threads_resume_only_when_both_have_left(colle
 
 
 @pytest.mark.backends
-def test_verify_runs_no_collection_but_one_of_the_youngest_generation_at_the_end(collections):
+def test_verify_exports_without_collections_and_collects_their_garbage_before_onnxruntime_runs(collections,
+                                                                                            monkeypatch):
+    from bnport import adapters
+    from bnport.core.frameworks import KERAS, TORCH
+    from bnport.onnxcheck import session
+
     t, k = torch_model("resnet"), fresh("resnet", "keras")
     port(t, k)
+    events: list = []
+    for side in (TORCH, KERAS):
+        adapter = adapters.get(side)
+        export = type(adapter).export
+
+        def spied(self, *args, _export=export, _side=side, **kwargs):
+            events.append((f"{_side} export starts", len(collections), gc.isenabled()))
+            out = _export(self, *args, **kwargs)
+            events.append((f"{_side} export ends", len(collections), gc.isenabled()))
+            return out
+
+        monkeypatch.setattr(type(adapter), "export", spied)
+    run = session.run
+    monkeypatch.setattr(session, "run", lambda *a: events.append(("run", len(collections), gc.isenabled()))
+                        or run(*a))
     gc.enable()
-    gc.collect()
-    collections.clear()
     report = verify(t, k)
     assert report.ok, str(report)
-    assert collections == [0]  # without the pause: hundreds, a full one among them on a large model
-    assert gc.isenabled()
+    names = [e[0] for e in events]
+    assert names[:5] == ["torch export starts", "torch export ends", "keras export starts", "keras export ends",
+                         "run"], names
+    (_, first, on1), (_, _, on2), (_, _, on3), (_, last, on4), (_, at_run, running) = events[:5]
+    assert not (on1 or on2 or on3 or on4) and running and gc.isenabled()
+    assert last == first  # no collection during either export (without the pause: hundreds on a large model)
+    assert collections[first:at_run] == [0]  # then one of the youngest generation, before onnxruntime runs

@@ -65,9 +65,8 @@ def verify(
     """
     stage = Stages(progress, "verify")
     try:
-        with collector.paused():
-            return _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, seed, input_shape,
-                           batch, stage)
+        return _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, seed, input_shape, batch,
+                       stage)
     finally:
         stage.done()
 
@@ -97,23 +96,28 @@ def _verify(torch_model, keras_model, inputs, mapping, per_layer, atol, rtol, se
         if act and not torch_export.supports_activation(act):
             skipped[pair.keras_name] = (f"the Keras layer applies activation '{act}' inside itself, which bnport "
                                         "cannot apply to the PyTorch layer's output to compare them")
-    k_tapped = keras_side.tap(keras_model, [x.keras_name for x in wanted if x.keras_name not in skipped], notes=notes)
-    skipped.update(k_tapped.skipped)
-    pairs = [pair for pair in wanted if pair.keras_name not in skipped]
-    stage("exporting the PyTorch model to ONNX")
-    began = start = time.perf_counter()
-    t_tapped = torch_side.tap(torch_model, [pair.torch_name for pair in pairs], activations, notes=notes)
-    t_onnx = torch_side.export(t_tapped, xs.torch)
-    clock["export_torch"] = time.perf_counter() - start
-    # Both exports before onnxruntime runs (and, in a fresh process, is imported): once its library is loaded every
-    # C++ exception in the process costs about 4x more (its pybind11 exception translators are shared with
-    # torch's and each one rethrows), and the TorchScript exporter ends a pybind11 iterator, one exception, per node
-    # it walks: the export of a Keras ResNet-50 on the torch backend takes 1.9 s before and 2.5 s after (measured:
-    # docs/performance.md). Nor would the export gain from running beside onnxruntime: both want the two cores.
-    stage("exporting the Keras model to ONNX")
-    start = time.perf_counter()
-    k_onnx = keras_side.export(k_tapped, list(xs.keras), name=keras_model.name)
-    clock["export_keras"] = time.perf_counter() - start
+    # the exports make hundreds of thousands of objects: no collector walk of the whole heap meanwhile, their
+    # cyclic garbage freed before onnxruntime's outputs take memory (adapters/collector.py)
+    with collector.paused():
+        k_tapped = keras_side.tap(keras_model, [x.keras_name for x in wanted if x.keras_name not in skipped],
+                                  notes=notes)
+        skipped.update(k_tapped.skipped)
+        pairs = [pair for pair in wanted if pair.keras_name not in skipped]
+        stage("exporting the PyTorch model to ONNX")
+        began = start = time.perf_counter()
+        t_tapped = torch_side.tap(torch_model, [pair.torch_name for pair in pairs], activations, notes=notes)
+        t_onnx = torch_side.export(t_tapped, xs.torch)
+        clock["export_torch"] = time.perf_counter() - start
+        # Both exports before onnxruntime runs (and, in a fresh process, is imported): once its library is loaded
+        # every C++ exception in the process costs about 4x more (its pybind11 exception translators are shared with
+        # torch's and each one rethrows), and the TorchScript exporter ends a pybind11 iterator, one exception, per
+        # node it walks: the export of a Keras ResNet-50 on the torch backend takes 1.9 s before and 2.5 s after
+        # (measured: docs/performance.md). Nor would the export gain from running beside onnxruntime: both want the
+        # two cores.
+        stage("exporting the Keras model to ONNX")
+        start = time.perf_counter()
+        k_onnx = keras_side.export(k_tapped, list(xs.keras), name=keras_model.name)
+        clock["export_keras"] = time.perf_counter() - start
     stage("running both graphs in onnxruntime")
     t_out, torch_seconds = _timed(runtime.run, t_onnx.model, t_onnx.feeds)
     k_out, keras_seconds = _timed(runtime.run, k_onnx.model, k_onnx.feeds)
