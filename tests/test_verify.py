@@ -470,6 +470,23 @@ def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     assert [n.name for n in graph.inputs] == ["w7"]
 
 
+def _concrete_function(model, shape, monkeypatch):
+    """The tf.function bnport's TensorFlow export of ``model`` (tapped at every layer) converts."""
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.graph import graph
+
+    seen = []
+    convert_fast = tf2onnx_compat._convert_fast
+    with monkeypatch.context() as patch:
+        patch.setattr(tf2onnx_compat, "_convert_fast", lambda concrete, opset: seen.append(concrete)
+                      or convert_fast(concrete, opset))
+        patch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+        keras_export.export_keras(keras_taps.tapped(model, list(graph(model).nodes)), shape)
+    return seen[0]
+
+
 @pytest.mark.parametrize("name", ["resnet", "mobilenet"])
 def test_the_graph_grappler_is_given_is_the_one_tf2onnxs_loader_gives_it(name, monkeypatch):
     """bnport's loading without freezing skips the loader's import of the graph into a session (it only drops
@@ -477,24 +494,81 @@ def test_the_graph_grappler_is_given_is_the_one_tf2onnxs_loader_gives_it(name, m
     import tensorflow as tf
     from tf2onnx import tf_loader
 
-    from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
 
-    seen = []
-    convert_fast = tf2onnx_compat._convert_fast
-    monkeypatch.setattr(tf2onnx_compat, "_convert_fast", lambda concrete, opset: seen.append(concrete)
-                        or convert_fast(concrete, opset))
-    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    keras_export.export_keras(keras_model(name), np.moveaxis(sample(name), 1, -1).shape)
-    concrete = seen[0]
+    concrete = _concrete_function(keras_model(name), np.moveaxis(sample(name), 1, -1).shape, monkeypatch)
     inputs = [t.name for t in concrete.inputs if t.dtype != tf.resource]
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
     graph_def = tf_loader.fix_freezing_errors_part2(concrete.graph.as_graph_def(add_shapes=True))
     with tf.Graph().as_default() as tf_graph, tf_loader.tf_session(graph=tf_graph) as sess:  # the loader's steps
         tf.import_graph_def(graph_def, name="")
         loader = tf_loader.tf_optimize(tf_loader.inputs_without_resource(sess, inputs), outputs, graph_def)
+    monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda graph_def: True)
     mine = tf2onnx_compat._graph_def_without_freezing(concrete, inputs, outputs)
     assert mine.SerializeToString(deterministic=True) == loader.SerializeToString(deterministic=True)
+
+
+def _zoo_or_fixture(name):
+    import keras
+
+    if name == "MobileNetV2":
+        return keras.applications.MobileNetV2(weights=None, input_shape=(64, 64, 3)), (2, 64, 64, 3)
+    if name == "InceptionV3":  # grappler merges its nested concatenations; tf2onnx keeps them: the same values
+        return keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3)), (2, 75, 75, 3)
+    return keras_model(name), np.moveaxis(sample(name), 1, -1).shape
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet", "MobileNetV2", "InceptionV3"])
+def test_where_grappler_is_skipped_the_graph_computes_bit_for_bit_what_grappler_gives(name, monkeypatch):
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.graph import graph
+    from bnport.onnxcheck import session as runtime
+
+    model, shape = _zoo_or_fixture(name)
+    tapped = keras_taps.tapped(model, list(graph(model).nodes))
+    decided = []
+    could = tf2onnx_compat.grappler_could_change_a_value
+    monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda g: decided.append(could(g))
+                        or decided[-1])
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    skipped = keras_export.export_keras(tapped, shape)
+    assert decided == [False], "grappler was not skipped for this graph"
+    monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda g: True)
+    keras_export._CACHE.clear()
+    grappled = keras_export.export_keras(tapped, shape)
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    got, want = runtime.run(skipped.model, skipped.feeds(x)), runtime.run(grappled.model, grappled.feeds(x))
+    assert len(got) == len(want) > 10
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_grappler_runs_where_it_could_change_a_value():
+    """A constant subgraph (folded by TensorFlow's kernels), two constants along an arithmetic chain (reassociated),
+    a division, a control edge: grappler runs. The plain layers alone: it is skipped."""
+    import tensorflow as tf
+
+    from bnport.adapters.keras.compat.tf2onnx import grappler_could_change_a_value
+
+    def graph_def(body):
+        with tf.Graph().as_default() as g:
+            x = tf.compat.v1.placeholder(tf.float32, (None, 4), name="x")
+            w = tf.compat.v1.placeholder(tf.float32, (4, 4), name="w")
+            tf.identity(body(x, w), name="out")
+        return g.as_graph_def()
+
+    assert not grappler_could_change_a_value(graph_def(lambda x, w: tf.nn.relu(tf.matmul(x, w) * 2.0)))
+    assert grappler_could_change_a_value(graph_def(lambda x, w: tf.matmul(x, w) * tf.sqrt(tf.constant(2.0))))
+    assert grappler_could_change_a_value(graph_def(lambda x, w: (tf.matmul(x, w) * 2.0) * 3.0))
+    assert grappler_could_change_a_value(graph_def(lambda x, w: (tf.matmul(x, w) + 1.0) - 3.0))
+    assert grappler_could_change_a_value(graph_def(lambda x, w: tf.matmul(x, w) / 3.0))
+
+    def with_control_edge(x, w):
+        with tf.control_dependencies([tf.identity(w)]):
+            return tf.matmul(x, w) * 2.0
+
+    assert grappler_could_change_a_value(graph_def(with_control_edge))
 
 
 def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):

@@ -105,10 +105,11 @@ def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str])
     Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines called
     functions, rebuilding the whole graph to do so (docs/performance.md). bnport's exports feed the
     weights as inputs: when the function captures no variable and calls no other function, its graph already is
-    what freezing returns, and the rest of tf2onnx's loading runs on it, but for one step: the loader imports the
+    what freezing returns, and the rest of tf2onnx's loading runs on it, but for two steps: the loader imports the
     whole graph into a session only to drop the inputs of resource dtype, and ``inputs`` holds none (the caller
-    leaves them out), so grappler is given the graph directly, under an empty default graph as in the loader.
-    Plain tensors it captured stay placeholders either way.
+    leaves them out), so grappler is given the graph directly, under an empty default graph as in the loader; and
+    grappler is skipped where it could not change a value (:func:`grappler_could_change_a_value`). Plain tensors
+    it captured stay placeholders either way.
     """
     import tensorflow as tf
     from tf2onnx import tf_loader
@@ -119,8 +120,58 @@ def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str])
     if graph_def.library.function:
         return None
     graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
+    if not grappler_could_change_a_value(graph_def):
+        return graph_def
     with tf.Graph().as_default():  # what the loader's graph holds for grappler: no collections
         return tf_loader.tf_optimize(inputs, outputs, graph_def)
+
+
+#: TensorFlow ops of the Keras graphs bnport exports whose rewrites by grappler's optimizers in tf2onnx's loader
+#: (``constfold``, ``function``, ``dependency``) need a constant operand, a constant subgraph or a control edge,
+#: or only restructure the graph without changing a value (an Identity dropped, nested concatenations merged, a
+#: Reshape to the same shape removed)
+_PLAIN_OPS = frozenset({
+    "Placeholder", "Const", "Identity", "Conv2D", "Conv3D", "DepthwiseConv2dNative", "BiasAdd", "MatMul", "Relu",
+    "Relu6", "Sigmoid", "Tanh", "Mul", "AddV2", "Sub", "Rsqrt", "Reshape", "MaxPool", "AvgPool", "Mean", "Pad",
+    "ConcatV2", "Squeeze", "Softmax",
+})
+#: arithmetic grappler's constant folding reassociates when two of its operands along a chain are constants
+_ASSOCIATIVE = frozenset({"Mul", "AddV2", "Sub", "BiasAdd"})
+
+
+def grappler_could_change_a_value(graph_def) -> bool:
+    """Whether grappler, as tf2onnx's loader runs it, could change a value ``graph_def`` computes (and so must run).
+
+    Its constant folding evaluates constant subgraphs with TensorFlow's kernels (where onnxruntime's would run),
+    divides by a constant as a multiplication by its reciprocal and reassociates chains of arithmetic with two
+    constants (``c1 * (c2 * x)`` as ``(c1 * c2) * x``), each a rounding of its own. A graph made only of
+    :data:`_PLAIN_OPS`, no op of which has only constant inputs, with no control edge and no constant at two
+    levels of an arithmetic chain gives grappler nothing but exact restructuring to do, and tf2onnx's own
+    conversion does that restructuring too: grappler is skipped for it (0.1-0.2 s of a ResNet-50's export;
+    the same ONNX nodes, bit-identical outputs: docs/performance.md, tests).
+    """
+    nodes = {n.name: n for n in graph_def.node}
+    constants = {n.name for n in graph_def.node if n.op == "Const"}
+
+    def producer(name: str):
+        return nodes.get(name.split(":")[0])
+
+    def has_constant_operand(node) -> bool:
+        return any(i.split(":")[0] in constants for i in node.input)
+
+    for node in graph_def.node:
+        if node.op not in _PLAIN_OPS or any(i.startswith("^") for i in node.input):
+            return True
+        if node.op in ("Placeholder", "Const"):
+            continue
+        if node.input and all(i.split(":")[0] in constants for i in node.input):
+            return True
+        if node.op in _ASSOCIATIVE and has_constant_operand(node):
+            for i in node.input:
+                before = producer(i)
+                if before is not None and before.op in _ASSOCIATIVE and has_constant_operand(before):
+                    return True
+    return False
 
 
 def _erfc(ctx, node, name, args) -> None:
