@@ -201,6 +201,32 @@ def test_plan_names_a_bias_the_destination_has_no_room_for():
     assert report.first_divergence.torch_name == "0" and "conflict" in [f.code for f in report.findings]
 
 
+def test_comparing_two_models_reads_keras_values_only_where_a_bias_could_conflict(monkeypatch):
+    """verify plans the given Keras model for its shapes; a layer's values are read only to decide a conflict (a
+    Keras bias going into a PyTorch layer without one), not for every pair."""
+    import keras
+    from keras import layers
+    from torch import nn
+
+    from bnport.adapters.keras import batchnorm as keras_bn
+    from bnport.adapters.keras import layers as keras_layers
+    from bnport.workflows.porting import _plan
+
+    i = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="with_bias")(i)
+    x = layers.BatchNormalization(name="bn")(x)
+    k = keras.Model(i, layers.Conv2D(4, 3, padding="same", name="both_bias")(x))
+    t = _trained(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                               nn.Conv2d(4, 4, 3, padding=1)), (3, 8, 8))
+    reads = []
+    for module in (keras_layers, keras_bn):
+        real = module.variable_to_numpy
+        monkeypatch.setattr(module, "variable_to_numpy", lambda v, real=real: reads.append(v.path) or real(v))
+    p = _plan(t, k, None, source_first=False)
+    assert p.conflicts == [] and len(p.pairs) == 3
+    assert sorted(reads) == ["with_bias/bias", "with_bias/kernel"]  # zeros: no conflict, but it had to be read
+
+
 def test_a_non_strict_port_lists_the_layers_it_left_out():
     import keras
     from keras import layers

@@ -7,7 +7,7 @@ its own richer spec, :class:`bnport.core.spec.BatchNormSpec`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,14 +93,14 @@ def cast_is_exact(src: str, dst: str) -> bool:
     return src == dst or dst == "float64" or (dst == "float32" and src in ("float16", "bfloat16"))
 
 
-def settings_conflicts(src: AnySpec, src_values: AnySpec, dst: AnySpec,
+def settings_conflicts(src: AnySpec, src_values: AnySpec | Callable[[], AnySpec], dst: AnySpec,
                        sides: tuple[str, str] = ("source", "destination")) -> list[str]:
     """Settings that differ between two layers of the same signature and would change the output.
 
-    ``src_values`` is ``src`` with its values (a destination read for its shapes only holds none): a bias is a
-    conflict only when it is not zero. ``sides`` names the two frameworks in messages. BatchNorm epsilon and
-    momentum are not listed: the port carries the source's values; nor is the dtype: the destination keeps its
-    own (:func:`cast`).
+    ``src_values`` is ``src`` with its values (a destination read for its shapes only holds none), or a function
+    returning it, called only when a value decides: a bias is a conflict only when it is not zero. ``sides`` names
+    the two frameworks in messages. BatchNorm epsilon and momentum are not listed: the port carries the source's
+    values; nor is the dtype: the destination keeps its own (:func:`cast`).
     """
     out = []
     if isinstance(src, BatchNormSpec) or isinstance(dst, BatchNormSpec):
@@ -109,8 +109,10 @@ def settings_conflicts(src: AnySpec, src_values: AnySpec, dst: AnySpec,
         a, b = src.attrs.get(key), dst.attrs.get(key)
         if a is not None and b is not None and tuple(a) != tuple(b):
             out.append(f"{key} {tuple(a)} ({sides[0]}) vs {tuple(b)} ({sides[1]})")
-    bias = src_values.arrays.get("bias")
-    if bias is not None and "bias" not in dst.arrays and np.any(bias != 0):
+    if "bias" not in src.arrays or "bias" in dst.arrays:
+        return out
+    bias = (src_values() if callable(src_values) else src_values).arrays.get("bias")
+    if bias is not None and np.any(bias != 0):
         out.append(f"the {sides[0]} layer adds a bias (not all zero) that the {sides[1]} layer has no room for "
                    f"(build it with a bias)")
     return out

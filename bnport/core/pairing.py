@@ -274,10 +274,10 @@ def _pair_conflicts(t: Node, k: Node, source: str | None) -> list[str]:
     if signature(t.spec) != signature(k.spec):
         return [f"PyTorch {t.name} is {describe(t.spec)} but Keras {k.name} is {describe(k.spec)}"]
     if source == "keras":
-        found = settings_conflicts(k.spec, k.values(), t.spec, ("Keras", "PyTorch"))
+        found = settings_conflicts(k.spec, k.values, t.spec, ("Keras", "PyTorch"))
     elif source == "torch":
         found = settings_conflicts(t.spec, t.spec, k.spec, ("PyTorch", "Keras"))
     else:
         found = list(dict.fromkeys(settings_conflicts(t.spec, t.spec, k.spec, ("PyTorch", "Keras"))
-                                   + settings_conflicts(k.spec, k.values(), t.spec, ("Keras", "PyTorch"))))
+                                   + settings_conflicts(k.spec, k.values, t.spec, ("Keras", "PyTorch"))))
     return [f"{t.name} <-> {k.name}: {c}" for c in found]
