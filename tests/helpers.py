@@ -106,3 +106,23 @@ def terminal_stderr(monkeypatch) -> Terminal:
     term = Terminal()
     monkeypatch.setattr(progress.sys, "stderr", term)
     return term
+
+
+def replay_tf2onnx_names():
+    """A function that puts tf2onnx's name counter back where it is now, for comparing two conversions node for node.
+
+    tf2onnx names the nodes it makes from one process-wide counter (``tf2onnx.utils.INTERNAL_NAME``), and the order of
+    the nodes it emits follows those names: its rewriters walk sets of node names, which iterate in string-hash order.
+    The same conversion started from another count can emit its nodes in another order (measured on the ``conv1d``
+    fixture with PYTHONHASHSEED=0: of two identical conversions back to back, the second emits another op order when
+    the first starts from count 59, 842 or 958 of 1-3000), so the second of two conversions compared op for op starts
+    from the count the first started from. The counter only moves forward again from there.
+    """
+    from tf2onnx import utils
+
+    start = utils.INTERNAL_NAME
+
+    def replay() -> None:
+        utils.INTERNAL_NAME = start
+
+    return replay

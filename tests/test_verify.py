@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 import jsonschema
 import numpy as np
 import pytest
-from helpers import numpy
+from helpers import numpy, replay_tf2onnx_names
 from kinds import has_3d_convolution
 from models import FIXTURES, SMALL, architectures, fresh, keras_model, sample, torch_model
 
@@ -337,10 +337,12 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     load = tf_loader.from_function
     monkeypatch.setattr(tf_loader, "from_function", lambda *a, **kw: frozen.append(1) or load(*a, **kw))
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(k, x.shape)
     assert not frozen, "the export fell back to freezing"
     monkeypatch.setattr(tf2onnx_compat, "_graph_def_without_freezing", lambda *args: None)
     keras_export._CACHE.clear()
+    replay()
     slow = keras_export.export_keras(k, x.shape)
     assert frozen, "the comparison did not take tf2onnx's own path"
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
@@ -372,10 +374,12 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
 
     monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", counting)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(tapped, x.shape)
     assert sum(indexed) >= outputs - 1, "the indexed path was not taken"
     monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", lambda original: original)
     keras_export._CACHE.clear()
+    replay()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
@@ -399,9 +403,11 @@ def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypat
 
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     assert tf_exporter.AUTOGRAPH is False
+    replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(tapped, x.shape)
     monkeypatch.setattr(tf_exporter, "AUTOGRAPH", True)
     keras_export._CACHE.clear()
+    replay()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
@@ -444,10 +450,12 @@ def test_keras_export_resets_nodes_in_one_pass_to_the_indexes_tf2onnx_builds(nam
 
     monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", checked)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(tapped, x.shape)
     assert len(compared) > 20 and max(compared) > 10, compared
     monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", lambda reset: reset)
     keras_export._CACHE.clear()
+    replay()
     slow = keras_export.export_keras(tapped, x.shape)
     assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
     got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
