@@ -155,3 +155,56 @@ def test_the_keras_torch_exporter_skips_only_a_to_that_returns_its_tensor(torch)
     assert not exporter._no_op_to((torch.nn.Parameter(x), torch.float32), {})  # a subclass's .to is its own
     with exporter.skip_no_op_to():
         assert x.to(torch.float32) is x and x.to(torch.float64).dtype == torch.float64
+
+
+def _reshapes(model) -> int:
+    return sum(n.op_type == "Reshape" for n in model.graph.node)
+
+
+@pytest.mark.parametrize("name", ["InceptionV3", "resnet"])
+def test_batchnorm_over_the_last_axis_exports_without_reshapes_and_the_same_numbers(name, monkeypatch):
+    """keras.applications' InceptionV3 gives BatchNorm axis=3 (and no scale), for which Keras's TensorFlow backend
+    reshapes each layer's mean, variance and offset; the fixtures give -1, for which it does not. The export without
+    those reshapes computes, bit for bit, what Keras's own function gives for every tapped layer."""
+    import keras
+
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.graph import graph
+
+    if name == "InceptionV3":
+        model, shape = keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3)), (2, 75, 75, 3)
+    else:
+        model, shape = keras_model(name), np.moveaxis(sample(name), 1, -1).shape
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    given_as_three = [n for n in norms if n.axis == 3]  # as given: Keras keeps -1 as -1
+    assert norms and len(given_as_three) == (len(norms) if name == "InceptionV3" else 0)
+    tapped = keras_taps.tapped(model, list(graph(model).nodes))
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    fast = keras_export.export_keras(tapped, shape)
+    monkeypatch.setattr(keras_compat, "_tf_batchnorm_nn", lambda: None)  # a Keras without the function replaced
+    keras_export._CACHE.clear()
+    slow = keras_export.export_keras(tapped, shape)
+    vectors = sum(2 + n.center + n.scale for n in given_as_three)  # mean, variance, and offset, scale if present
+    assert _reshapes(slow.model) - _reshapes(fast.model) == vectors
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
+    assert len(got) == len(want) > len(norms)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_only_an_axis_that_is_the_last_is_passed_on_as_minus_one():
+    import tensorflow as tf
+
+    received = []
+    replaced = keras_compat._last_axis_as_minus_one(lambda x, m, v, axis, o, s, e: received.append(axis))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 4, 4, 3)), tf.TensorSpec(None)])
+    def trace(x, unranked):
+        vector = tf.zeros(3)
+        for axis in (3, -1, 1, 0):
+            replaced(x, vector, vector, axis)
+        replaced(unranked, vector, vector, 3)  # rank unknown: Keras's own function decides
+        return x
+
+    trace.get_concrete_function()
+    assert received == [-1, -1, 1, 0, 3]

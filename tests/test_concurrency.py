@@ -41,6 +41,7 @@ def _watched() -> dict[str, object]:
         "tfonnx.resolve_functions": tfonnx.resolve_functions,
         "tfonnx.rewrite_constant_fold": tfonnx.rewrite_constant_fold,
         "keras tensorflow nn.conv": tf_nn.conv,
+        "keras tensorflow nn.batch_normalization": tf_nn.batch_normalization,
         "numpy.object defined": "object" in vars(np),
         "warnings.filters": list(warnings.filters),
     }

@@ -4,7 +4,8 @@ Keras 3 has no public way to walk a functional model's graph node by node, run i
 outputs, or save weights from values that are not in the variables; bnport uses Keras's own internals for these,
 all of them here. Where a public path exists, the function falls back to it when the private part is missing
 (:func:`flatten_layers`, :func:`has_graph_runner` for the taps, :func:`weights_store` for saving,
-:func:`skipsets_cached`, :func:`takes_training`, :func:`convolutions_without_xla`); where none exists (the node
+:func:`skipsets_cached`, :func:`takes_training`, :func:`convolutions_without_xla`,
+:func:`batchnorm_without_reshapes`); where none exists (the node
 lists), a missing part is a :class:`~bnport.errors.UnsupportedLayerError` naming it and the Keras version.
 :func:`probe` lists what the installed Keras lacks.
 """
@@ -33,6 +34,8 @@ PRIVATE = {
     "Layer._flatten_layers": "every layer inside a layer (public fallback: .layers and attributes)",
     "saving_lib._save_state / H5IOStore": "saving given values without copies (public fallback: save_weights)",
     "backend.tensorflow.nn.conv": "tracing grouped convolutions without XLA (fallback: Keras's own conv)",
+    "backend.tensorflow.nn.batch_normalization": "tracing BatchNorm over the last axis without reshapes (fallback: "
+                                                 "Keras's own)",
     "backend.torch.nn._maybe_convert_to_channels_last": "exporting 3-D convolutions on the torch backend",
     "utils.module_utils.tensorflow._available": "serializing a model off TensorFlow without importing it",
 }
@@ -51,6 +54,8 @@ def probe() -> str | None:
               "Layer._flatten_layers": callable(getattr(layer, "_flatten_layers", None)),
               "saving_lib._save_state / H5IOStore": weights_store() is not None,
               "backend.tensorflow.nn.conv": keras.backend.backend() != "tensorflow" or _tf_nn() is not None,
+              "backend.tensorflow.nn.batch_normalization":
+                  keras.backend.backend() != "tensorflow" or _tf_batchnorm_nn() is not None,
               "backend.torch.nn._maybe_convert_to_channels_last":
                   keras.backend.backend() != "torch" or _torch_nn() is not None,
               "utils.module_utils.tensorflow._available": _lazy_tf() is not None}
@@ -275,6 +280,48 @@ def convolutions_without_xla() -> contextlib.AbstractContextManager:
     if tf_nn is None:
         return contextlib.nullcontext()
     return Swap("keras", (Replacement(tf_nn, "conv", _conv_without_xla),))
+
+
+def _tf_batchnorm_nn():
+    """Keras's TensorFlow-backend ``nn`` module, if it has the function :func:`batchnorm_without_reshapes`
+    replaces, with the arguments it passes on."""
+    try:
+        from keras.src.backend.tensorflow import nn as tf_nn
+    except ImportError:
+        return None
+    function = getattr(tf_nn, "batch_normalization", None)
+    try:
+        parameters = list(inspect.signature(function).parameters) if callable(function) else []
+    except (TypeError, ValueError):
+        return None
+    return tf_nn if parameters == ["x", "mean", "variance", "axis", "offset", "scale", "epsilon"] else None
+
+
+def _last_axis_as_minus_one(original):
+    def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+        rank = getattr(x.shape, "rank", None)
+        if isinstance(axis, int) and rank is not None and axis == rank - 1:
+            axis = -1
+        return original(x, mean, variance, axis, offset, scale, epsilon)
+
+    return batch_normalization
+
+
+def batchnorm_without_reshapes() -> contextlib.AbstractContextManager:
+    """Keras BatchNorm over the last axis traced with its vectors broadcast, not reshaped, while exporting (in this
+    thread only, TensorFlow backend).
+
+    Keras's TensorFlow backend reshapes the mean, variance, offset and scale to ``[1, ..., 1, C]`` whenever the axis
+    is given as any number but -1, and keras.applications gives it as 3 (the last axis of an image): the same values,
+    computed as for -1, but four reshapes and their shape constants per layer, a third of a DenseNet-121's graph,
+    each traced by TensorFlow and converted by tf2onnx. Broadcasting the ``[C]`` vectors over the last axis is the
+    arithmetic Keras itself uses for -1, so an axis that is the last is passed on as -1 to Keras's own function
+    (bit-identical outputs, tested). On a Keras whose function is not the one known, the export traces Keras's own.
+    """
+    tf_nn = _tf_batchnorm_nn()
+    if tf_nn is None:
+        return contextlib.nullcontext()
+    return Swap("keras", (Replacement(tf_nn, "batch_normalization", _last_axis_as_minus_one),))
 
 
 # -- export (PyTorch backend) ----------------------------------------------------------------------------------------

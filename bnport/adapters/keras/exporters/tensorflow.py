@@ -43,7 +43,8 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
     inference = tf.function(forward, input_signature=signature, autograph=AUTOGRAPH)
     captured: dict[str, np.ndarray] = {}
     try:
-        with EXPORT_LOCK, warnings.catch_warnings(), keras_compat.convolutions_without_xla():
+        with (EXPORT_LOCK, warnings.catch_warnings(), keras_compat.convolutions_without_xla(),
+              keras_compat.batchnorm_without_reshapes()):
             warnings.simplefilter("ignore")
             model = tf2onnx_compat.convert(inference, signature, opset=OPSET, captured=captured)
     except PatchError:
