@@ -283,16 +283,12 @@ def convolutions_without_xla() -> contextlib.AbstractContextManager:
 
 
 def _tf_batchnorm_nn():
-    """Keras's TensorFlow-backend ``nn`` module, if it has the function :func:`batchnorm_without_reshapes`
-    replaces, with the arguments it passes on."""
+    """Keras's TensorFlow-backend ``nn`` module, if its ``batch_normalization`` takes the arguments
+    :func:`batchnorm_without_reshapes` passes on."""
     try:
         from keras.src.backend.tensorflow import nn as tf_nn
-    except ImportError:
-        return None
-    function = getattr(tf_nn, "batch_normalization", None)
-    try:
-        parameters = list(inspect.signature(function).parameters) if callable(function) else []
-    except (TypeError, ValueError):
+        parameters = list(inspect.signature(tf_nn.batch_normalization).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
         return None
     return tf_nn if parameters == ["x", "mean", "variance", "axis", "offset", "scale", "epsilon"] else None
 
@@ -311,12 +307,10 @@ def batchnorm_without_reshapes() -> contextlib.AbstractContextManager:
     """Keras BatchNorm over the last axis traced with its vectors broadcast, not reshaped, while exporting (in this
     thread only, TensorFlow backend).
 
-    Keras's TensorFlow backend reshapes the mean, variance, offset and scale to ``[1, ..., 1, C]`` whenever the axis
-    is given as any number but -1, and keras.applications gives it as 3 (the last axis of an image): the same values,
-    computed as for -1, but four reshapes and their shape constants per layer, a third of a DenseNet-121's graph,
-    each traced by TensorFlow and converted by tf2onnx. Broadcasting the ``[C]`` vectors over the last axis is the
-    arithmetic Keras itself uses for -1, so an axis that is the last is passed on as -1 to Keras's own function
-    (bit-identical outputs, tested). On a Keras whose function is not the one known, the export traces Keras's own.
+    Keras reshapes the mean, variance, offset and scale to ``[1, ..., 1, C]`` for any axis but -1, and
+    keras.applications gives 3: the same values as for -1, but four reshapes per layer (a third of a DenseNet-121's
+    graph) to trace and convert. Broadcasting the ``[C]`` vectors is what Keras does for -1, so a last axis is passed
+    on as -1 to Keras's own function (bit-identical outputs, tested); an unknown Keras traces its own.
     """
     tf_nn = _tf_batchnorm_nn()
     if tf_nn is None:
