@@ -30,11 +30,13 @@ def _watched() -> dict[str, object]:
     from keras.src.backend.tensorflow import nn as tf_nn
     from tf2onnx import tf_loader, tfonnx
     from tf2onnx.graph import Graph, Node
+    from tf2onnx.graph_matcher import GraphMatcher
 
     return {
         "Graph.extract_sub_graph_nodes": vars(Graph)["extract_sub_graph_nodes"],
         "Graph.replace_all_inputs": vars(Graph)["replace_all_inputs"],
         "Graph.reset_nodes": vars(Graph)["reset_nodes"],
+        "GraphMatcher.match_ops": vars(GraphMatcher)["match_ops"],
         "Node.get_value_attr": vars(Node)["get_value_attr"],
         "tf2onnx.optimizer._get_optimizers": tf2onnx.optimizer._get_optimizers,
         "tf_loader.from_function": tf_loader.from_function,

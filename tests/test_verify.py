@@ -388,6 +388,77 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
 
 
 @pytest.mark.parametrize("name", SMALL)
+def test_keras_export_matches_rewriter_patterns_at_their_root_type_only_and_computes_the_same(name, monkeypatch):
+    """tf2onnx's rewriters match each pattern against every op; bnport tests the op's type against the pattern's
+    root first. The tapped export (as verify makes it) skips ops that way and gives the same ops, outputs and
+    numbers as tf2onnx's own matching of every op."""
+    from tf2onnx.graph_matcher import GraphMatcher
+
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.graph import graph
+    from bnport.onnxcheck import session as runtime
+
+    k = keras_model(name)
+    tapped = keras_taps.tapped(k, list(graph(k).nodes))
+    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    calls = {"match_op": 0}
+    match_op = GraphMatcher.match_op
+
+    def counted(self, op):
+        calls["match_op"] += 1
+        return match_op(self, op)
+
+    monkeypatch.setattr(GraphMatcher, "match_op", counted)
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    replay = replay_tf2onnx_names()
+    fast = keras_export.export_keras(tapped, x.shape)
+    fast_calls, calls["match_op"] = calls["match_op"], 0
+    monkeypatch.setattr(tf2onnx_compat, "_match_ops_by_root_type", lambda original: original)
+    keras_export._CACHE.clear()
+    replay()
+    slow = keras_export.export_keras(tapped, x.shape)
+    assert 0 < fast_calls < calls["match_op"] / 2, (fast_calls, calls["match_op"])
+    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
+    assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
+    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_rewriter_matching_by_root_type_finds_what_matching_every_op_finds():
+    """The root-type test gives the matches of the original, in its order, for patterns rooted at one type, at
+    several and at any type (where the original runs), and matches lazily (a rewriter changes the graph between
+    two results)."""
+    from tf2onnx.graph_matcher import GraphMatcher, OpTypePattern
+
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+
+    class Op:
+        def __init__(self, name, type_, inputs=()):
+            self.name, self.type, self.inputs = name, type_, list(inputs)
+            self.input = [i.name for i in self.inputs]
+
+    x = Op("x", "Placeholder")
+    ops = [x, Op("a", "Relu", [x]), Op("b", "Mul", [x]), Op("c", "Relu", [x]), Op("d", "AddV2", [x])]
+    ops.append(Op("e", "Relu", [ops[2]]))
+    fast = tf2onnx_compat._match_ops_by_root_type(GraphMatcher.match_ops)
+    for pattern in (OpTypePattern("Relu"), OpTypePattern("Relu|AddV2"), OpTypePattern("*"),
+                    OpTypePattern("Relu", inputs=[OpTypePattern("Mul")])):
+        want = [m.get_op(pattern).name for m in GraphMatcher(pattern).match_ops(ops)]
+        got = [m.get_op(pattern).name for m in fast(GraphMatcher(pattern), ops)]
+        assert got == want and want, (pattern.op_type, got, want)
+    relu = OpTypePattern("Relu")
+    for matching in (GraphMatcher.match_ops, fast):
+        for op, type_ in zip(ops, ["Placeholder", "Relu", "Mul", "Relu", "AddV2"], strict=False):
+            op.type = type_
+        lazy = matching(GraphMatcher(relu), ops)
+        assert next(lazy).get_op(relu).name == "a"
+        ops[3].type = "Sigmoid"  # changed after the first result: no longer a match
+        assert [m.get_op(relu).name for m in lazy] == ["e"]
+
+
+@pytest.mark.parametrize("name", SMALL)
 def test_keras_export_traced_without_autograph_computes_the_same(name, monkeypatch):
     """Tracing without autograph (as Keras's own export does) gives the graph tracing with it gives."""
     from bnport.adapters.keras import export as keras_export
