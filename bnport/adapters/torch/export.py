@@ -161,6 +161,7 @@ def with_taps(model: torch.nn.Module, names: Sequence[str],
     """
     from torch import fx
 
+    from bnport.adapters.torch import snapshots
     from bnport.adapters.torch.graph import trace
 
     traced = trace(model)
@@ -177,8 +178,7 @@ def with_taps(model: torch.nn.Module, names: Sequence[str],
     fx.node.map_arg(out_node.args[0], finals.append)
     table, activations = _keras_activations(), activations or {}
     taps = []
-    for n in names:
-        tap = _snapshot(traced.graph, calls[n])
+    for n, tap in zip(names, snapshots.keep(traced, [calls[n] for n in names]), strict=True):
         if activations.get(n):
             with traced.graph.inserting_after(tap):
                 tap = traced.graph.call_function(table[activations[n]], (tap,))
@@ -211,16 +211,3 @@ def _own_part(traced, node):
     node.replace_all_uses_with(after)
     graph.erase_node(node)
     return layer
-
-
-def _snapshot(graph, node):
-    """A copy of ``node``'s output taken right after it is computed.
-
-    torchvision and timm run activations in place (``nn.ReLU(inplace=True)``, ``out += identity``): the tensor a
-    module returns is overwritten by the next operation, so a tap returning the tensor itself would report the
-    value after the activation. The copy is made before any later operation runs.
-    """
-    import torch
-
-    with graph.inserting_after(node):
-        return graph.call_function(torch.clone, (node,))
