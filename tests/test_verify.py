@@ -350,21 +350,44 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
         assert np.array_equal(a, b)
 
 
+def _tapped_export_both_ways(name: str, monkeypatch, back_to_original):
+    """The Keras export of fixture ``name`` tapped at every weight-holding layer (as verify exports it) through
+    bnport's tf2onnx path; then again after ``back_to_original()`` has put one of tf2onnx's own functions back, the
+    export cache emptied and tf2onnx's name counters replayed, so the two graphs compare op for op. Returns both
+    exports, the input and the number of outputs."""
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.graph import graph
+
+    k = keras_model(name)
+    tapped = keras_taps.tapped(k, list(graph(k).nodes))
+    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    replay = replay_tf2onnx_names()
+    fast = keras_export.export_keras(tapped, x.shape)
+    back_to_original()
+    keras_export._CACHE.clear()
+    replay()
+    slow = keras_export.export_keras(tapped, x.shape)
+    return fast, slow, x, tapped.finals + len(tapped.taps)
+
+
+def _assert_same_graph_and_numbers(fast, slow, x, outputs: int) -> None:
+    from bnport.onnxcheck import session as runtime
+
+    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
+    assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
+    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
+    assert len(got) == outputs and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
 @pytest.mark.parametrize("name", SMALL)
 def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(name, monkeypatch):
     """With a tap on every weight-holding layer (as verify exports), tf2onnx puts an Identity behind each output;
     bnport has it find the readers of each output from its index instead of scanning the graph: same ops, same
     numbers as tf2onnx's own scan."""
-    from bnport.adapters.keras import export as keras_export
-    from bnport.adapters.keras import taps as keras_taps
     from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
-    from bnport.adapters.keras.graph import graph
-    from bnport.onnxcheck import session as runtime
 
-    k = keras_model(name)
-    tapped = keras_taps.tapped(k, list(graph(k).nodes))
-    outputs = tapped.finals + len(tapped.taps)
-    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     indexed = []
     patched = tf2onnx_compat._replace_all_inputs_indexed
 
@@ -373,18 +396,10 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
         return lambda self, old, new, ops=None: indexed.append(ops is self._nodes) or fast(self, old, new, ops)
 
     monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", counting)
-    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    replay = replay_tf2onnx_names()
-    fast = keras_export.export_keras(tapped, x.shape)
+    fast, slow, x, outputs = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
+        tf2onnx_compat, "_replace_all_inputs_indexed", lambda original: original))
     assert sum(indexed) >= outputs - 1, "the indexed path was not taken"
-    monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", lambda original: original)
-    keras_export._CACHE.clear()
-    replay()
-    slow = keras_export.export_keras(tapped, x.shape)
-    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
-    assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
-    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
-    assert len(got) == outputs and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    _assert_same_graph_and_numbers(fast, slow, x, outputs)
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -394,36 +409,23 @@ def test_keras_export_matches_rewriter_patterns_at_their_root_type_only_and_comp
     numbers as tf2onnx's own matching of every op."""
     from tf2onnx.graph_matcher import GraphMatcher
 
-    from bnport.adapters.keras import export as keras_export
-    from bnport.adapters.keras import taps as keras_taps
     from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
-    from bnport.adapters.keras.graph import graph
-    from bnport.onnxcheck import session as runtime
 
-    k = keras_model(name)
-    tapped = keras_taps.tapped(k, list(graph(k).nodes))
-    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
-    calls = {"match_op": 0}
+    calls = {"now": 0, "fast": 0}
     match_op = GraphMatcher.match_op
 
     def counted(self, op):
-        calls["match_op"] += 1
+        calls["now"] += 1
         return match_op(self, op)
 
+    def back_to_original():
+        calls["fast"], calls["now"] = calls["now"], 0
+        monkeypatch.setattr(tf2onnx_compat, "_match_ops_by_root_type", lambda original: original)
+
     monkeypatch.setattr(GraphMatcher, "match_op", counted)
-    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    replay = replay_tf2onnx_names()
-    fast = keras_export.export_keras(tapped, x.shape)
-    fast_calls, calls["match_op"] = calls["match_op"], 0
-    monkeypatch.setattr(tf2onnx_compat, "_match_ops_by_root_type", lambda original: original)
-    keras_export._CACHE.clear()
-    replay()
-    slow = keras_export.export_keras(tapped, x.shape)
-    assert 0 < fast_calls < calls["match_op"] / 2, (fast_calls, calls["match_op"])
-    assert [n.op_type for n in fast.model.graph.node] == [n.op_type for n in slow.model.graph.node]
-    assert [o.name for o in fast.model.graph.output] == [o.name for o in slow.model.graph.output]
-    got, want = runtime.run(fast.model, fast.feeds(x)), runtime.run(slow.model, slow.feeds(x))
-    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    fast, slow, x, outputs = _tapped_export_both_ways(name, monkeypatch, back_to_original)
+    assert 0 < calls["fast"] < calls["now"] / 2, calls
+    _assert_same_graph_and_numbers(fast, slow, x, outputs)
 
 
 def test_rewriter_matching_by_root_type_finds_what_matching_every_op_finds():
