@@ -2,16 +2,15 @@
 (bnport/adapters/torch/snapshots.py).
 
 The expected values are computed here eagerly, layer by layer, before anything runs in place; each model's
-BatchNorm outputs have negative values, which an in-place ReLU read too late would have clipped to zero."""
+BatchNorm outputs have negative values, which an in-place ReLU read too late would have clipped to zero. The same on
+torchvision's models: tests/test_zoo_regressions.py (the zoo needs torchvision, which the floor leg has not)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from models import FIXTURES  # noqa: F401  (puts the fixtures on the path)
 from torch import nn
 from torch.nn import functional as F
-from zoo_imports import torchvision
 
 from bnport.adapters.torch.export import with_taps
 
@@ -125,26 +124,3 @@ def test_taps_hold_each_layer_output_and_are_copied_only_where_something_could_o
     # the activations that ran out of place did so in the tapped copy only: the model's own are unchanged
     assert model.relu.inplace is True
     assert all(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
-
-
-@pytest.mark.backends
-def test_taps_on_torchvision_models_need_no_copies_and_hold_what_the_layers_compute():
-    """densenet121 runs every ReLU in place; resnet18 adds in place (``out += identity``), read as an operand."""
-    tv = torchvision()
-    for build, copies in [(tv.models.densenet121, 0), (tv.models.resnet18, 0)]:
-        model = _seeded(build())
-        names = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
-        x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-        held: dict[str, torch.Tensor] = {}
-        hooks = [m.register_forward_hook(lambda _m, _i, o, n=n, held=held: held.__setitem__(n, o.clone()))
-                 for n, m in model.named_modules() if n in names]
-        with torch.no_grad():
-            own = model(x)
-        for hook in hooks:
-            hook.remove()
-        tapped, finals = with_taps(model, names)
-        with torch.no_grad():
-            got = tapped(x)
-        assert torch.equal(got[0], own)
-        assert all(torch.equal(v, held[n]) for n, v in zip(names, got[finals:], strict=True))
-        assert _clones(tapped) == copies
