@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import pytest
 import torch
+from models import trained
 from torch import nn
 from torch.nn import functional as F
 
 from bnport.adapters.torch.export import with_taps
 
 
-def _seeded(module: nn.Module) -> nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if t.is_floating_point():
-                scale = (2.0 / t[0].numel()) ** 0.5 if t.ndim > 1 else 1.0  # He: deep models stay finite
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if name.endswith("running_var")
-                        else torch.randn(t.shape, generator=gen) * scale)
-    return module.eval()
-
-
 class _Layers(nn.Module):
+    """Four convs and BatchNorms, named c.i and b.i; ``outputs`` computes each one's output eagerly, kept (cloned) the
+    moment it is computed, the in-place operations as forward writes them."""
+
     def __init__(self, n: int = 4):
         super().__init__()
         self.c = nn.ModuleList(nn.Conv2d(4 if i else 3, 4, 3, padding=1, bias=False) for i in range(n))
         self.b = nn.ModuleList(nn.BatchNorm2d(4) for _ in range(n))
+
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+
+        def keep(name: str, value: torch.Tensor) -> torch.Tensor:
+            out[name] = value.clone()
+            return value
+
+        with torch.no_grad():
+            self.eager(x, keep)
+        return out
 
 
 class InPlaceOnly(_Layers):
@@ -46,6 +50,10 @@ class InPlaceOnly(_Layers):
         x = self.b[2](self.c[2](x)).relu_()
         x = torch.relu_(self.b[3](self.c[3](x)))
         return self.relu(x)
+
+    def eager(self, x, keep):
+        for i, act in enumerate([self.relu, lambda t: F.relu(t, inplace=True), torch.Tensor.relu_, torch.relu_]):
+            x = act(keep(f"b.{i}", self.b[i](keep(f"c.{i}", self.c[i](x)))))
 
 
 class Overwritten(_Layers):
@@ -70,32 +78,16 @@ class Overwritten(_Layers):
         v.view(v.shape).relu_()
         return self.mine(self.b[3](self.c[3](v)))
 
-
-def _eager(model: nn.Module, x: torch.Tensor, forward: str) -> dict[str, torch.Tensor]:
-    """Every layer's output, each kept (cloned) the moment it is computed, the in-place operations as written."""
-    out: dict[str, torch.Tensor] = {}
-
-    def keep(name: str, value: torch.Tensor) -> torch.Tensor:
-        out[name] = value.clone()
-        return value
-
-    c, b = model.c, model.b
-    with torch.no_grad():
-        if forward == "in_place_only":
-            h = x
-            for i, act in enumerate([model.relu, lambda t: F.relu(t, inplace=True), torch.Tensor.relu_,
-                                     torch.relu_]):
-                h = act(keep(f"b.{i}", b[i](keep(f"c.{i}", c[i](h)))))
-        else:
-            y = keep("b.0", b[0](keep("c.0", c[0](x))))
-            model.relu(y)
-            y = keep("c.1", c[1](y))
-            z = keep("b.1", b[1](y))
-            z += y
-            v = keep("b.2", b[2](keep("c.2", c[2](z))))
-            v.view(v.shape).relu_()
-            keep("b.3", b[3](keep("c.3", c[3](v))))
-    return out
+    def eager(self, x, keep):
+        c, b = self.c, self.b
+        y = keep("b.0", b[0](keep("c.0", c[0](x))))
+        self.relu(y)
+        y = keep("c.1", c[1](y))
+        z = keep("b.1", b[1](y))
+        z += y
+        v = keep("b.2", b[2](keep("c.2", c[2](z))))
+        v.view(v.shape).relu_()
+        keep("b.3", b[3](keep("c.3", c[3](v))))
 
 
 def _clones(tapped: nn.Module) -> int:
@@ -103,13 +95,12 @@ def _clones(tapped: nn.Module) -> int:
 
 
 @pytest.mark.backends
-@pytest.mark.parametrize(("cls", "forward", "clones"), [(InPlaceOnly, "in_place_only", 0),
-                                                        (Overwritten, "overwritten", 2)])
-def test_taps_hold_each_layer_output_and_are_copied_only_where_something_could_overwrite_them(cls, forward, clones):
-    model = _seeded(cls())
+@pytest.mark.parametrize(("cls", "clones"), [(InPlaceOnly, 0), (Overwritten, 2)])
+def test_taps_hold_each_layer_output_and_are_copied_only_where_something_could_overwrite_them(cls, clones):
+    model = trained.torch_trained(cls(), (3, 6, 6), seed=0)
     names = [f"{kind}.{i}" for i in range(4) for kind in ("c", "b")]
     x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
-    expected = _eager(model, x, forward)
+    expected = model.outputs(x)
     with torch.no_grad():
         own = model(x.clone())
     tapped, finals = with_taps(model, names)

@@ -95,7 +95,7 @@ def test_taps_on_torchvision_models_need_no_copies_and_hold_what_the_layers_comp
     """densenet121 runs every ReLU in place; resnet18 adds in place (``out += identity``): each tap equals the layer's
     output as a forward hook sees it, and none needs a copy (bnport/adapters/torch/snapshots.py)."""
     import torch
-    from models import FIXTURES  # noqa: F401  (the fixtures on the path)
+    import zoo
     from torch import nn
     from zoo_imports import torchvision
 
@@ -103,7 +103,7 @@ def test_taps_on_torchvision_models_need_no_copies_and_hold_what_the_layers_comp
 
     tv = torchvision()
     for build, copies in [(tv.models.densenet121, 0), (tv.models.resnet18, 0)]:
-        model = _he_seeded(build())
+        model = zoo.torch_trained(build(), (3, 32, 32))
         names = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
         x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
         held: dict[str, torch.Tensor] = {}
@@ -119,21 +119,6 @@ def test_taps_on_torchvision_models_need_no_copies_and_hold_what_the_layers_comp
         assert torch.equal(got[0], own)
         assert all(torch.equal(v, held[n]) for n, v in zip(names, got[finals:], strict=True))
         assert sum(1 for n in tapped.graph.nodes if n.target is torch.clone) == copies
-
-
-def _he_seeded(module):
-    """Seeded weights scaled by fan-in (a model 121 layers deep stays finite) and BatchNorm statistics away from
-    their defaults (eval mode)."""
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if t.is_floating_point():
-                scale = (2.0 / t[0].numel()) ** 0.5 if t.ndim > 1 else 1.0
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5 if name.endswith("running_var")
-                        else torch.randn(t.shape, generator=gen) * scale)
-    return module.eval()
 
 
 def _keras_with_normalization(mean, variance):

@@ -79,10 +79,9 @@ def _reads_only(user: fx.Node, node: fx.Node, modules: dict[str, nn.Module]) -> 
     if user.op == "call_function" and user.target in _FUNCTIONS:
         bound = _bound(user)
         return bound is not None and not bound.arguments.get("inplace")
-    first = user.args[0] if user.args else None
     if (user.op == "call_function" and user.target in _IN_PLACE_BINARY) or (
             user.op == "call_method" and user.target in _IN_PLACE_BINARY_METHODS):
-        return first is not node and node not in user.kwargs.values()  # only an operand that is read
+        return user.args[0] is not node and node not in user.kwargs.values()  # only an operand that is read
     return False
 
 
@@ -107,8 +106,8 @@ def _out_of_place(traced: fx.GraphModule, user: fx.Node, node: fx.Node, modules:
         bound.arguments["inplace"] = False
         user.args, user.kwargs = bound.args, bound.kwargs
         return True
-    twin = _TWINS.get(user.target) if user.op == "call_function" else _METHOD_TWINS.get(user.target) \
-        if user.op == "call_method" else None
+    twins = {"call_function": _TWINS, "call_method": _METHOD_TWINS}.get(user.op, {})
+    twin = twins.get(user.target)
     if twin is None or not user.args or user.args[0] is not node or node in (*user.args[1:], *user.kwargs.values()):
         return False
     user.target = twin
