@@ -238,21 +238,32 @@ def test_the_output_check_answers_from_the_producer_only_for_a_node_of_the_graph
     assert len(asked) == 3
 
 
-def test_the_producer_lookup_answers_from_the_list_only_for_a_producer_in_it():
+def test_the_producer_lookup_gives_the_originals_answer_and_asks_it_only_for_names_and_other_sequences():
+    """For a value in a list of nodes, bnport's lookup answers itself, with jax2onnx's own answer in every case: the
+    producer in the list, a producer outside it or none (a graph input) whose name another node's output has (the
+    original's name scan finds that node), a name no output has, an unnamed value; a name or a tuple of nodes is
+    passed to the original."""
     ir = pytest.importorskip("onnx_ir")
-    pytest.importorskip("jax2onnx.converter.optimizer_graph_utils")
+    graph_utils = pytest.importorskip("jax2onnx.converter.optimizer_graph_utils")
     from bnport.adapters.keras.compat import jax2onnx as compat
 
-    x = ir.Value(name="x")
+    x, unnamed = ir.Value(name="x"), ir.Value()
     first, second = ir.Node("", "Relu", inputs=[x]), ir.Node("", "Neg", inputs=[x])
-    first.outputs[0].name = "y"
+    first.outputs[0].name, second.outputs[0].name = "y", "x"  # second's output shares the input's name
+    outside = ir.Node("", "Abs", inputs=[x])
+    outside.outputs[0].name = "y"
     asked = []
-    lookup = compat._producer_in_list(lambda nodes, v: asked.append(v) or "the original's answer")
-    assert lookup([second, first], first.outputs[0]) is first and asked == []
-    assert lookup([second], first.outputs[0]) == "the original's answer"  # not in the list: the name scan decides
-    assert lookup([first, second], x) == "the original's answer"  # no producer
-    assert lookup([first, second], "y") == "the original's answer"
-    assert len(asked) == 3
+    lookup = compat._producer_in_list(lambda nodes, v: asked.append(v) or graph_utils._producer_node(nodes, v))
+    cases = [([second, first], first.outputs[0]), ([second], first.outputs[0]), ([first, second], x),
+             ([first], x), ([second, first], outside.outputs[0]), ([first], outside.outputs[0]),
+             ([first, second], unnamed), ([], x)]
+    for nodes, value in cases:
+        assert lookup(nodes, value) is graph_utils._producer_node(nodes, value), (nodes, value)
+    assert [lookup([first, second], x), lookup([second], first.outputs[0]), lookup([first], outside.outputs[0])] \
+        == [second, None, first]  # by name, where the producer is not in the list
+    assert asked == []
+    assert lookup([first, second], "y") is first and lookup((first, second), x) is second
+    assert len(asked) == 2
 
 
 def test_the_torch_backends_keras_graph_leaves_out_no_op_casts_and_computes_the_same():
