@@ -172,6 +172,34 @@ def test_verify_leaves_models_unchanged(resnet_pair):
 
 
 @pytest.mark.backends
+def test_the_keras_weights_are_fed_as_their_values_and_views_of_them_where_the_backend_allows(resnet_pair):
+    """Every weight input of the exported Keras graph is fed the variable's value exactly; on JAX and PyTorch the
+    array is a view of the variable's memory (no copy of the weights per verify), and the run leaves the values
+    as they were."""
+    import keras
+
+    from bnport.adapters.keras import export
+
+    _, k = resnet_pair
+    x = np.zeros((1, *k.input_shape[1:]), "float32")
+    exported = export.export_keras(k, x.shape)
+    feeds = exported.feeds(x)
+    weights = dict(zip(export.weight_names(len(exported.variables)), exported.variables, strict=True))
+    fed = {n: a for n, a in feeds.items() if n in weights}
+    assert fed and all(np.array_equal(a, keras.ops.convert_to_numpy(weights[n].value)) for n, a in fed.items())
+    backend = keras.backend.backend()
+    if backend == "torch":
+        assert all(np.shares_memory(a, weights[n].value.detach().numpy()) for n, a in fed.items())
+    elif backend == "jax":
+        assert all(a.base is not None and not a.flags.writeable for a in fed.values())
+    before = {n: np.array(a) for n, a in fed.items()}
+    from bnport.onnxcheck import session
+
+    session.run(exported.model, feeds)
+    assert all(np.array_equal(before[n], keras.ops.convert_to_numpy(weights[n].value)) for n in fed)
+
+
+@pytest.mark.backends
 def test_tolerance_override_and_user_inputs(resnet_pair):
     t, k = resnet_pair
     x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype("float32")

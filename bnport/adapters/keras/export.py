@@ -30,13 +30,16 @@ class KerasOnnx:
     variables: tuple
 
     def feeds(self, x: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """onnxruntime feeds: the data inputs (one array, or one per model input), then every variable's value."""
+        """onnxruntime feeds: the data inputs (one array, or one per model input), then every variable's value, a
+        view of it where the backend allows (``value_array`` of its exporter): valid while the variables keep their
+        values, which a verify runs within."""
         import keras
 
         xs = [x] if isinstance(x, np.ndarray) else list(x)
         taken = {i.name for i in self.model.graph.input}  # an exporter may drop a variable nothing reads
-        values = {n: keras.ops.convert_to_numpy(v.value)
-                  for n, v in zip(weight_names(len(self.variables)), self.variables, strict=True) if n in taken}
+        array = exporters.for_backend(keras.backend.backend()).value_array
+        values = {n: array(v) for n, v in zip(weight_names(len(self.variables)), self.variables, strict=True)
+                  if n in taken}
         data = dict(zip(input_names(len(xs)), xs, strict=True))
         return {**{name: _as_declared(x, self.model, name) for name, x in data.items()}, **values}
 

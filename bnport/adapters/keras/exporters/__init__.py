@@ -5,8 +5,9 @@ TorchScript exporter on the Keras model (a ``torch.nn.Module`` on that backend).
 ``convert(forward, variables, shapes, dtypes, names, name=...)``, which exports ``forward`` (the inputs, then one
 array per variable, substituted for the variables through a ``keras.StatelessScope``; ``names``: the graph's input
 names, data inputs first) and returns the graph and whether it froze tensors that are not variables into
-constants; and ``STATIC_BATCH``: whether the graph is exported for the batch size of the example (the cache key
-then holds it).
+constants; ``STATIC_BATCH``: whether the graph is exported for the batch size of the example (the cache key
+then holds it); and ``value_array(variable)``: the variable's value as the array onnxruntime is fed, a view of it
+where the backend's tensors allow one (a copy of ResNet-50's 100 MB of weights takes 0.1 s in a fresh process).
 """
 
 from __future__ import annotations

@@ -18,6 +18,19 @@ OPSET = 18
 STATIC_BATCH = False
 
 
+def value_array(variable) -> np.ndarray:
+    """The variable's value as a read-only array over the JAX buffer (no copy on the CPU); Keras's own conversion
+    for another device or for bfloat16 (Keras picks numpy's bfloat16 type itself there)."""
+    import jax
+    import keras
+
+    value = variable.value
+    if isinstance(value, jax.Array) and value.dtype != "bfloat16" and \
+            all(d.platform == "cpu" for d in value.devices()):
+        return np.asarray(value)
+    return keras.ops.convert_to_numpy(value)
+
+
 def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], names: list[str], *,
             name: str) -> tuple[onnx.ModelProto, bool]:
     """The ONNX graph of ``forward(*inputs, *weights)``; tensors that are not variables are traced as constants

@@ -28,6 +28,16 @@ STATIC_BATCH = False
 AUTOGRAPH = False
 
 
+def value_array(variable) -> np.ndarray:
+    """The variable's value as an array: TensorFlow reads a resource variable into a new tensor, and its ``numpy()``
+    is one copy where Keras's ``convert_to_numpy`` (``np.array`` of the tensor) makes two."""
+    import keras
+
+    value = variable.value
+    numpy = getattr(value, "numpy", None)
+    return numpy() if callable(numpy) else keras.ops.convert_to_numpy(value)
+
+
 def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], names: list[str], *,
             name: str) -> tuple[onnx.ModelProto, bool]:
     """The ONNX graph of ``forward(*inputs, *weights)``, and whether tensors the function captured (not variables)

@@ -69,6 +69,18 @@ def skip_no_op_to():
     return SkipNoOpTo()
 
 
+def value_array(variable) -> np.ndarray:
+    """The variable's value as an array sharing its memory (a CPU tensor that numpy has a dtype for); otherwise
+    Keras's own conversion, a copy. Valid while the variable keeps its value: onnxruntime reads it at once."""
+    import keras
+    import torch
+
+    value = variable.value
+    if isinstance(value, torch.Tensor) and value.device.type == "cpu" and value.dtype is not torch.bfloat16:
+        return value.detach().numpy()
+    return keras.ops.convert_to_numpy(value)
+
+
 def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], names: list[str], *,
             name: str) -> tuple[onnx.ModelProto, bool]:
     """The ONNX graph of ``forward(*inputs, *weights)`` for inputs of exactly ``shapes`` (a batch of None is 1)."""
