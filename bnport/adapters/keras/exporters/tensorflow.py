@@ -30,12 +30,13 @@ AUTOGRAPH = False
 
 def value_array(variable) -> np.ndarray:
     """The variable's value as an array: TensorFlow reads a resource variable into a new tensor, and its ``numpy()``
-    is one copy where Keras's ``convert_to_numpy`` (``np.array`` of the tensor) makes two."""
+    is one copy where Keras's ``convert_to_numpy`` (``np.array`` of the tensor) makes two. A scalar's ``numpy()`` is a
+    numpy scalar (a ``Normalization`` layer's ``count``), which onnxruntime does not take: made a 0-d array."""
     import keras
 
     value = variable.value
     numpy = getattr(value, "numpy", None)
-    return numpy() if callable(numpy) else keras.ops.convert_to_numpy(value)
+    return np.asarray(numpy()) if callable(numpy) else keras.ops.convert_to_numpy(value)
 
 
 def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], names: list[str], *,
