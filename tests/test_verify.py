@@ -179,6 +179,7 @@ def test_the_keras_weights_are_fed_as_their_values_and_views_of_them_where_the_b
     import keras
 
     from bnport.adapters.keras import export
+    from bnport.onnxcheck import session
 
     _, k = resnet_pair
     x = np.zeros((1, *k.input_shape[1:]), "float32")
@@ -193,8 +194,6 @@ def test_the_keras_weights_are_fed_as_their_values_and_views_of_them_where_the_b
     elif backend == "jax":
         assert all(a.base is not None and not a.flags.writeable for a in fed.values())
     before = {n: np.array(a) for n, a in fed.items()}
-    from bnport.onnxcheck import session
-
     session.run(exported.model, feeds)
     assert all(np.array_equal(before[n], keras.ops.convert_to_numpy(weights[n].value)) for n in fed)
 

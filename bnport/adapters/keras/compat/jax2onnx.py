@@ -130,10 +130,11 @@ def _producer_in_list(original):
         if type(nodes) is not list or not isinstance(value_or_name, ir.Value):
             return original(nodes, value_or_name)
         producer = value_or_name.producer()
-        if producer is not None and (type(producer) is not ir.Node or type(producer).__eq__ is not object.__eq__):
-            return original(nodes, value_or_name)
-        if producer is not None and producer in nodes:
-            return producer
+        if producer is not None:
+            if type(producer) is not ir.Node or type(producer).__eq__ is not object.__eq__:
+                return original(nodes, value_or_name)
+            if producer in nodes:
+                return producer
         name = value_or_name.name or None
         for node in nodes:
             for out in node.outputs:

@@ -70,15 +70,16 @@ def skip_no_op_to():
 
 
 def value_array(variable) -> np.ndarray:
-    """The variable's value as an array sharing its memory (a CPU tensor that numpy has a dtype for); otherwise
-    Keras's own conversion, a copy. Valid while the variable keeps its value: onnxruntime reads it at once."""
+    """The variable's value as an array sharing its memory (the PyTorch side's own ``tensor_view``: bit for bit,
+    bfloat16 included); Keras's own conversion for a value that is no tensor. Valid while the variable keeps its
+    value: onnxruntime reads it at once."""
     import keras
     import torch
 
+    from bnport.adapters.torch.batchnorm import tensor_view
+
     value = variable.value
-    if isinstance(value, torch.Tensor) and value.device.type == "cpu" and value.dtype is not torch.bfloat16:
-        return value.detach().numpy()
-    return keras.ops.convert_to_numpy(value)
+    return tensor_view(value) if isinstance(value, torch.Tensor) else keras.ops.convert_to_numpy(value)
 
 
 def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], names: list[str], *,
