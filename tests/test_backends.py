@@ -298,3 +298,49 @@ print("CASTS", *casts, "NODES", len(lean.model.graph.node), len(full.model.graph
     casts, nodes = words[words.index("CASTS") + 1:][:2], words[words.index("NODES") + 1:][:2]
     assert casts[0] == "0" and int(casts[1]) > 0, done.stdout
     assert int(nodes[0]) < int(nodes[1]) and words[words.index("AFTER") + 1] == "1", done.stdout
+
+
+def test_the_torch_backends_batchnorm_over_the_last_axis_exports_without_reshapes_and_the_same_numbers():
+    """Keras's PyTorch backend reshapes each BatchNorm's mean, variance, offset and scale to ``[1, ..., 1, C]``
+    whatever the axis, each reshape traced with its shape computed from ``mean.shape[0]``. bnport's export broadcasts
+    the ``[C]`` vectors instead (axis -1 in the fixture, 3 and no scale in keras.applications' InceptionV3): one
+    Reshape fewer per vector, and the same bits as Keras's own function for every tapped layer. The replacement and
+    its mode are gone afterwards (a reshape outside an export reshapes)."""
+    code = f"""
+import sys, numpy as np, keras, torch
+sys.path.insert(0, {str(FIXTURES)!r})
+from architectures import keras_resnet
+from bnport.adapters.keras import export, taps
+from bnport.adapters.keras.compat import keras as compat
+from bnport.adapters.keras.graph import graph
+from bnport.onnxcheck import session
+from keras.src.backend.torch import nn
+own = nn.batch_normalization
+def reshapes(g):
+    return sum(n.op_type == "Reshape" for n in g.model.graph.node)
+for model, shape in ((keras_resnet(), (2, 16, 16, 3)),
+                     (keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3)), (2, 75, 75, 3))):
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all(n.axis in (-1, 3) for n in norms)
+    tapped = taps.tapped(model, list(graph(model).nodes))
+    export._CACHE.clear()
+    lean = export.export_keras(tapped, shape)
+    saved, compat._torch_batchnorm_nn = compat._torch_batchnorm_nn, lambda: None  # Keras's own function
+    export._CACHE.clear()
+    full = export.export_keras(tapped, shape)
+    compat._torch_batchnorm_nn = saved
+    x = np.random.default_rng(3).standard_normal(shape).astype("float32")
+    a, b = session.run(lean.model, lean.feeds(x)), session.run(full.model, full.feeds(x))
+    assert len(a) == len(b) > len(norms)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True)), model.name
+    vectors = sum(2 + n.center + n.scale for n in norms)
+    print("FEWER", model.name, reshapes(full) - reshapes(lean), vectors)
+assert nn.batch_normalization is own
+print("AFTER", tuple(torch.reshape(torch.ones(3), [1, 1, 3]).shape))
+"""
+    done = run("torch", code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.split() for line in done.stdout.splitlines()]
+    fewer = [line[2:] for line in lines if line[:1] == ["FEWER"]]
+    assert len(fewer) == 2 and all(got == want for got, want in fewer), done.stdout
+    assert ["AFTER", "(1,", "1,", "3)"] in lines, done.stdout

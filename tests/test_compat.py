@@ -208,3 +208,30 @@ def test_only_an_axis_that_is_the_last_is_passed_on_as_minus_one():
 
     trace.get_concrete_function()
     assert received == [-1, -1, 1, 0, 3]
+
+
+def test_on_torch_only_the_vectors_reshapes_for_a_last_axis_return_the_vectors():
+    """The torch backend's replacement: inside Keras's function, the reshapes of the BatchNorm vectors to
+    ``[1, ..., 1, C]`` return the vectors themselves for a last axis (-1 or rank - 1); any other reshape, and every
+    reshape for another axis, is PyTorch's own."""
+    import torch
+
+    seen = []
+
+    def keras_like(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+        shape = [1] * x.ndim
+        shape[axis] = mean.shape[0]
+        other = torch.arange(3.0)
+        seen.append([torch.reshape(mean, shape) is mean, torch.reshape(variance, shape) is variance,
+                     tuple(torch.reshape(other, shape).shape), tuple(torch.reshape(x, (-1,)).shape),
+                     tuple(torch.reshape(mean, [3]).shape) == (3,), tuple(mean.reshape(shape).shape)])
+
+    replaced = keras_compat._vectors_kept_torch(keras_like)
+    x, vector = torch.zeros(2, 3, 4, 3), torch.ones(3)
+    for axis in (3, -1, 1):
+        replaced(x, vector, vector + 1, axis)
+    lasts = [True, True, (1, 1, 1, 3), (72,), True, (1, 1, 1, 3)]  # a method call is not torch.reshape: unchanged
+    assert seen == [lasts, lasts, [False, False, (1, 3, 1, 1), (72,), True, (1, 3, 1, 1)]]
+    assert tuple(torch.reshape(vector, [1, 1, 1, 3]).shape) == (1, 1, 1, 3)  # the mode is gone
+    with pytest.raises(RuntimeError):  # a reshape that cannot be done still fails inside the function
+        keras_compat._vectors_kept_torch(lambda x, m, *rest: torch.reshape(x, [1, 1, 1, 5]))(x, vector, vector, -1)

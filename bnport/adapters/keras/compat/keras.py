@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import inspect
 import sys
 import threading
@@ -37,6 +38,8 @@ PRIVATE = {
     "backend.tensorflow.nn.batch_normalization": "tracing BatchNorm over the last axis without reshapes (fallback: "
                                                  "Keras's own)",
     "backend.torch.nn._maybe_convert_to_channels_last": "exporting 3-D convolutions on the torch backend",
+    "backend.torch.nn.batch_normalization": "exporting BatchNorm over the last axis without reshapes on the torch "
+                                            "backend (fallback: Keras's own)",
     "utils.module_utils.tensorflow._available": "serializing a model off TensorFlow without importing it",
 }
 
@@ -58,6 +61,8 @@ def probe() -> str | None:
                   keras.backend.backend() != "tensorflow" or _tf_batchnorm_nn() is not None,
               "backend.torch.nn._maybe_convert_to_channels_last":
                   keras.backend.backend() != "torch" or _torch_nn() is not None,
+              "backend.torch.nn.batch_normalization":
+                  keras.backend.backend() != "torch" or _torch_batchnorm_nn() is not None,
               "utils.module_utils.tensorflow._available": _lazy_tf() is not None}
     missing = [name for name, present in checks.items() if not present]
     return f"Keras {keras.__version__} lacks {', '.join(missing)}" if missing else None
@@ -282,15 +287,26 @@ def convolutions_without_xla() -> contextlib.AbstractContextManager:
     return Swap("keras", (Replacement(tf_nn, "conv", _conv_without_xla),))
 
 
-def _tf_batchnorm_nn():
-    """Keras's TensorFlow-backend ``nn`` module, if its ``batch_normalization`` takes the arguments
+_BATCHNORM_PARAMETERS = ["x", "mean", "variance", "axis", "offset", "scale", "epsilon"]
+
+
+def _batchnorm_nn(backend: str):
+    """Keras's ``nn`` module of ``backend``, if its ``batch_normalization`` takes the arguments
     :func:`batchnorm_without_reshapes` passes on."""
     try:
-        from keras.src.backend.tensorflow import nn as tf_nn
-        parameters = list(inspect.signature(tf_nn.batch_normalization).parameters)
+        nn = importlib.import_module(f"keras.src.backend.{backend}.nn")
+        parameters = list(inspect.signature(nn.batch_normalization).parameters)
     except (ImportError, AttributeError, TypeError, ValueError):
         return None
-    return tf_nn if parameters == ["x", "mean", "variance", "axis", "offset", "scale", "epsilon"] else None
+    return nn if parameters == _BATCHNORM_PARAMETERS else None
+
+
+def _tf_batchnorm_nn():
+    return _batchnorm_nn("tensorflow")
+
+
+def _torch_batchnorm_nn():
+    return _batchnorm_nn("torch")
 
 
 def _last_axis_as_minus_one(original):
@@ -303,19 +319,59 @@ def _last_axis_as_minus_one(original):
     return batch_normalization
 
 
+def _vectors_kept_torch(original):
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class VectorsKept(TorchFunctionMode):
+        """``torch.reshape`` of one of the 1-D ``vectors`` to ``[1, ..., 1, n]`` of length ``rank`` answered by the
+        vector itself (function modes are thread-local). ``n`` is not compared: the reshape of a 1-D vector to that
+        shape succeeds only when ``n`` is its length, and while tracing ``n`` is a traced value, whose comparison the
+        tracer would record."""
+
+        def __init__(self, vectors: list, rank: int):
+            super().__init__()
+            self.vectors, self.rank = vectors, rank
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.reshape and not kwargs and len(args) == 2 and any(args[0] is v for v in self.vectors):
+                shape = args[1]
+                if isinstance(shape, (list, tuple)) and len(shape) == self.rank and all(
+                        type(d) is int and d == 1 for d in shape[:-1]):
+                    return args[0]
+            return func(*args, **(kwargs or {}))
+
+    def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+        vectors = [v for v in (mean, variance, offset, scale) if v is not None]
+        rank = x.ndim if isinstance(x, torch.Tensor) else 0
+        if rank == 0 or axis not in (-1, rank - 1) or not all(isinstance(v, torch.Tensor) and v.ndim == 1
+                                                              for v in vectors):
+            return original(x, mean, variance, axis, offset, scale, epsilon)
+        with VectorsKept(vectors, rank):
+            return original(x, mean, variance, axis, offset, scale, epsilon)
+
+    return batch_normalization
+
+
 def batchnorm_without_reshapes() -> contextlib.AbstractContextManager:
     """Keras BatchNorm over the last axis traced with its vectors broadcast, not reshaped, while exporting (in this
-    thread only, TensorFlow backend).
+    thread only; TensorFlow and PyTorch backends).
 
-    Keras reshapes the mean, variance, offset and scale to ``[1, ..., 1, C]`` for any axis but -1, and
-    keras.applications gives 3: the same values as for -1, but four reshapes per layer (a third of a DenseNet-121's
-    graph) to trace and convert. Broadcasting the ``[C]`` vectors is what Keras does for -1, so a last axis is passed
-    on as -1 to Keras's own function (bit-identical outputs, tested); an unknown Keras traces its own.
+    Keras reshapes the mean, variance, offset and scale to ``[1, ..., 1, C]``: on TensorFlow for any axis but -1
+    (keras.applications gives 3), on PyTorch for every axis. A last axis gives the same values broadcasting the
+    ``[C]`` vectors, but four reshapes per layer to trace and convert: on TensorFlow a third of a DenseNet-121's
+    graph; on PyTorch each reshape's shape holds the traced ``mean.shape[0]``, so each becomes eight ONNX nodes (of a
+    tapped ResNet-50's 3,133 nodes, 2,174). Keras's own function runs in both cases: on TensorFlow a last axis is
+    passed on as -1, for which it broadcasts; on PyTorch its reshapes of those four vectors to ``[1, ..., 1, C]``
+    return the vectors (a ``TorchFunctionMode`` for the call). Bit-identical outputs (tested); an unknown Keras, or
+    another backend, traces its own.
     """
-    tf_nn = _tf_batchnorm_nn()
-    if tf_nn is None:
+    backend = keras.backend.backend()
+    nn = _tf_batchnorm_nn() if backend == "tensorflow" else _torch_batchnorm_nn() if backend == "torch" else None
+    if nn is None:
         return contextlib.nullcontext()
-    return Swap("keras", (Replacement(tf_nn, "batch_normalization", _last_axis_as_minus_one),))
+    make = _last_axis_as_minus_one if backend == "tensorflow" else _vectors_kept_torch
+    return Swap("keras", (Replacement(nn, "batch_normalization", make),))
 
 
 # -- export (PyTorch backend) ----------------------------------------------------------------------------------------

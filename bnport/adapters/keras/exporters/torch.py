@@ -9,7 +9,8 @@ then fail to export.
 Keras converts every variable each time a layer reads it (``convert_to_tensor``: ``x.to(device)``, ``x.to(dtype)``),
 and the tracer records each such ``Tensor.to`` although it returns the tensor itself: 1,311 of the 14,169 nodes
 traced from a tapped ResNet-50, and with their arguments about two thirds of the graph. :func:`skip_no_op_to` returns
-the tensor without calling the op while bnport exports, so the graph holds only what computes.
+the tensor without calling the op while bnport exports, so the graph holds only what computes. BatchNorm's vectors
+are not reshaped either (:func:`~bnport.adapters.keras.compat.keras.batchnorm_without_reshapes`).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
     try:
         # the lock first: warning filters are global
         with EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad(), keras_compat.convolutions_in_default_layout(), \
-                skip_no_op_to():
+                keras_compat.batchnorm_without_reshapes(), skip_no_op_to():
             warnings.simplefilter("ignore")
             torch.onnx.export(Forward(), (*data, *weights), buffer,
                               input_names=list(names),
