@@ -235,3 +235,27 @@ def test_on_torch_only_the_vectors_reshapes_for_a_last_axis_return_the_vectors()
     assert tuple(torch.reshape(vector, [1, 1, 1, 3]).shape) == (1, 1, 1, 3)  # the mode is gone
     with pytest.raises(RuntimeError):  # a reshape that cannot be done still fails inside the function
         keras_compat._vectors_kept_torch(lambda x, m, *rest: torch.reshape(x, [1, 1, 1, 5]))(x, vector, vector, -1)
+
+
+def test_tensorflow_feeds_are_views_of_the_variables_that_keep_their_values():
+    """The TensorFlow exporter feeds each Keras weight as a view of the tensor TensorFlow reads it into (no copy: two
+    reads share one buffer), in the variable's dtype; a scalar is a 0-d array; an assignment made while
+    a view lives leaves the view's values as they were read."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the TensorFlow exporter's feeds")
+    from bnport.adapters.keras.exporters import tensorflow as exporter
+
+    values = {"float32": np.arange(6, dtype="float32").reshape(2, 3), "float16": np.full((4,), 1.5, "float16"),
+              "bfloat16": np.ones((3,), "float32"), "int64": np.array(7, "int64")}
+    for dtype, value in values.items():
+        variable = keras.Variable(value, dtype=dtype, trainable=False)
+        view = exporter.value_array(variable)
+        assert view.dtype.name == dtype and view.shape == value.shape and isinstance(view, np.ndarray), dtype
+        assert np.shares_memory(view, exporter.value_array(variable)), dtype
+        before = view.astype("float64")
+        assert np.array_equal(before, value.astype("float64"))
+        variable.assign(np.zeros(value.shape, dtype) if dtype != "bfloat16" else np.zeros(value.shape, "float32"))
+        assert np.array_equal(view.astype("float64"), before), dtype
+        assert not exporter.value_array(variable).astype("float64").any(), dtype

@@ -29,14 +29,20 @@ AUTOGRAPH = False
 
 
 def value_array(variable) -> np.ndarray:
-    """The variable's value as an array: TensorFlow reads a resource variable into a new tensor, and its ``numpy()``
-    is one copy where Keras's ``convert_to_numpy`` (``np.array`` of the tensor) makes two. A scalar's ``numpy()`` is a
-    numpy scalar (a ``Normalization`` layer's ``count``), which onnxruntime does not take: made a 0-d array."""
+    """The variable's value as an array sharing the memory of the tensor TensorFlow reads it into: no copy
+    (``np.asarray`` of an eager tensor is a view of its buffer; onnxruntime only reads it). The view keeps the value it
+    was read with: an assignment to the variable while the view lives writes a new buffer (TensorFlow's copy on
+    write; tested). A scalar (a ``Normalization`` layer's ``count``) gives a 0-d array, which onnxruntime takes where
+    a numpy scalar is refused. A value TensorFlow cannot take as a tensor goes through Keras's own conversion."""
     import keras
+    import tensorflow as tf
 
     value = variable.value
-    numpy = getattr(value, "numpy", None)
-    return np.asarray(numpy()) if callable(numpy) else keras.ops.convert_to_numpy(value)
+    try:
+        tensor = tf.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        return keras.ops.convert_to_numpy(value)
+    return np.asarray(tensor)
 
 
 def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], names: list[str], *,
