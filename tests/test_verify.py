@@ -562,6 +562,82 @@ def test_keras_export_resets_nodes_in_one_pass_to_the_indexes_tf2onnx_builds(nam
     assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
 
 
+@pytest.mark.parametrize("name", SMALL)
+def test_keras_export_sorts_nodes_in_tf2onnxs_order(name, monkeypatch):
+    """At every sort of a real tapped conversion, tf2onnx's own topological sort run on the same nodes gives the
+    order bnport's linear one gives, and sorts the caller's list by name the same way; the conversion gives the same
+    ops and numbers as with tf2onnx's sort."""
+    from tf2onnx.graph import Graph
+
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+
+    original, compared = vars(Graph)["topological_sort"], []
+    linear = tf2onnx_compat._topological_sort_linear
+
+    def checked(sort):
+        fast = linear(sort)
+
+        def topological_sort(self, ops):
+            theirs = list(ops)
+            original(self, theirs)
+            want = list(self._nodes)
+            fast(self, ops)
+            assert list(self._nodes) == want and list(ops) == theirs
+            compared.append(len(ops))
+
+        return topological_sort
+
+    monkeypatch.setattr(tf2onnx_compat, "_topological_sort_linear", checked)
+    fast, slow, x, outputs = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
+        tf2onnx_compat, "_topological_sort_linear", lambda sort: sort))
+    assert len(compared) >= 2 and max(compared) > 10, compared
+    _assert_same_graph_and_numbers(fast, slow, x, outputs)
+
+
+def test_the_linear_sort_orders_a_graph_as_tf2onnx_does_and_raises_its_errors():
+    """On a small graph with shared inputs, several roots and a node reading one tensor twice, both sorts give one
+    order; on a cycle and on an input nobody produces both raise tf2onnx's errors."""
+    from tf2onnx.graph import Graph
+
+    from bnport.adapters.keras.compat.tf2onnx import _topological_sort_linear
+
+    class Node:
+        def __init__(self, name, inputs):
+            self.name, self.input, self.output = name, list(inputs), [name + ":0"]
+
+        def get_implicit_inputs(self):
+            return []
+
+    class Stub:
+        parent_graph, graph_name, contained_graphs = None, "stub", {}
+
+        def __init__(self, nodes):
+            self._nodes_by_name = {n.name: n for n in nodes}
+            self._output_to_node_name = {n.output[0]: n.name for n in nodes}
+            self.get_node_by_output = lambda output: self._nodes_by_name.get(self._output_to_node_name.get(output))
+
+        def reset_nodes(self, ops):
+            self.order = [n.name for n in ops]
+
+    def sorted_by(sort, nodes):
+        stub = Stub(nodes)
+        sort(stub, list(nodes))
+        return stub.order
+
+    fast = _topological_sort_linear(Graph.topological_sort)
+    z, a = Node("z", []), Node("a", [])
+    m = Node("m", ["z:0", "a:0", ""])
+    nodes = [m, Node("b", ["m:0", "m:0"]), z, Node("y", ["a:0"]), a, Node("c", ["b:0", "y:0", "z:0"])]
+    want = sorted_by(Graph.topological_sort, nodes)
+    assert sorted_by(fast, nodes) == want and want.index("m") < want.index("b") < want.index("c")
+    p, q = Node("p", ["q:0"]), Node("q", ["p:0"])
+    for sort in (Graph.topological_sort, fast):
+        with pytest.raises(ValueError, match="Graph has cycles"):
+            sorted_by(sort, [Node("r", []), p, q])
+        with pytest.raises(ValueError, match="Cannot find node with output 'w:0'"):
+            sorted_by(sort, [Node("r", ["w:0"])])
+
+
 def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     from tf2onnx.graph import Graph
 
