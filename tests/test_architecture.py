@@ -101,7 +101,8 @@ PRIVATE = ("_inbound_nodes", "_outbound_nodes", "_keras_history", "_nodes_by_dep
            "_foreach_copy_", "_convert_data_format", "_h5_entry_initialized", "_h5_entry_path", "_h5_entry_group",
            "_create_h5_group", "_maybe_convert_to_channels_last", "_available", "_import_tree",
            "import_all_plugins")
-COMPAT = {"bnport.adapters.keras.compat.keras", "bnport.adapters.keras.compat.tf2onnx",
+COMPAT = {"bnport.adapters.keras.compat.keras", "bnport.adapters.keras.compat.keras_ops",
+          "bnport.adapters.keras.compat.tf2onnx", "bnport.adapters.keras.compat.tf2onnx_graph",
           "bnport.adapters.keras.compat.jax2onnx", "bnport.adapters.torch.compat"}
 
 

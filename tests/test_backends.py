@@ -318,7 +318,7 @@ import sys, numpy as np, keras, torch
 sys.path.insert(0, {str(FIXTURES)!r})
 from architectures import keras_resnet
 from bnport.adapters.keras import export, taps
-from bnport.adapters.keras.compat import keras as compat
+from bnport.adapters.keras.compat import keras_ops as compat
 from bnport.adapters.keras.graph import graph
 from bnport.onnxcheck import session
 from keras.src.backend.torch import nn

@@ -13,6 +13,7 @@ from models import keras_model, pinned, sample
 from bnport.adapters.keras import export as keras_export
 from bnport.adapters.keras import files as keras_files
 from bnport.adapters.keras.compat import keras as keras_compat
+from bnport.adapters.keras.compat import keras_ops
 from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
 from bnport.adapters.torch import compat as torch_compat
 from bnport.errors import UnsupportedLayerError
@@ -109,7 +110,7 @@ def test_keras_convolution_fallback_exports_the_same_graph_numbers(monkeypatch):
     x = np.ascontiguousarray(np.moveaxis(sample("resnet"), 1, -1))
     keras_export._CACHE.clear()
     first = keras_export.export_keras(k, x.shape)
-    monkeypatch.setattr(keras_compat, "_tf_nn", lambda: None)  # a Keras without the function bnport replaces
+    monkeypatch.setattr(keras_ops, "_tf_nn", lambda: None)  # a Keras without the function bnport replaces
     keras_export._CACHE.clear()
     second = keras_export.export_keras(k, x.shape)
     for a, b in zip(runtime.run(first.model, first.feeds(x)), runtime.run(second.model, second.feeds(x)),
@@ -181,7 +182,7 @@ def test_batchnorm_over_the_last_axis_exports_without_reshapes_and_the_same_numb
     tapped = keras_taps.tapped(model, list(graph(model).nodes))
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     fast = keras_export.export_keras(tapped, shape)
-    monkeypatch.setattr(keras_compat, "_tf_batchnorm_nn", lambda: None)  # a Keras without the function replaced
+    monkeypatch.setattr(keras_ops, "_tf_batchnorm_nn", lambda: None)  # a Keras without the function replaced
     keras_export._CACHE.clear()
     slow = keras_export.export_keras(tapped, shape)
     vectors = sum(2 + n.center + n.scale for n in given_as_three)  # mean, variance, and offset, scale if present
@@ -196,7 +197,7 @@ def test_only_an_axis_that_is_the_last_is_passed_on_as_minus_one():
     import tensorflow as tf
 
     received = []
-    replaced = keras_compat._last_axis_as_minus_one(lambda x, m, v, axis, o, s, e: received.append(axis))
+    replaced = keras_ops._last_axis_as_minus_one(lambda x, m, v, axis, o, s, e: received.append(axis))
 
     @tf.function(input_signature=[tf.TensorSpec((None, 4, 4, 3)), tf.TensorSpec(None)])
     def trace(x, unranked):
@@ -226,7 +227,7 @@ def test_on_torch_only_the_vectors_reshapes_for_a_last_axis_return_the_vectors()
                      tuple(torch.reshape(other, shape).shape), tuple(torch.reshape(x, (-1,)).shape),
                      tuple(torch.reshape(mean, [3]).shape) == (3,), tuple(mean.reshape(shape).shape)])
 
-    replaced = keras_compat._vectors_kept_torch(keras_like)
+    replaced = keras_ops._vectors_kept_torch(keras_like)
     x, vector = torch.zeros(2, 3, 4, 3), torch.ones(3)
     for axis in (3, -1, 1):
         replaced(x, vector, vector + 1, axis)
@@ -234,7 +235,7 @@ def test_on_torch_only_the_vectors_reshapes_for_a_last_axis_return_the_vectors()
     assert seen == [lasts, lasts, [False, False, (1, 3, 1, 1), (72,), True, (1, 3, 1, 1)]]
     assert tuple(torch.reshape(vector, [1, 1, 1, 3]).shape) == (1, 1, 1, 3)  # the mode is gone
     with pytest.raises(RuntimeError):  # a reshape that cannot be done still fails inside the function
-        keras_compat._vectors_kept_torch(lambda x, m, *rest: torch.reshape(x, [1, 1, 1, 5]))(x, vector, vector, -1)
+        keras_ops._vectors_kept_torch(lambda x, m, *rest: torch.reshape(x, [1, 1, 1, 5]))(x, vector, vector, -1)
 
 
 def test_tensorflow_feeds_are_views_of_the_variables_that_keep_their_values():

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import onnx
 
-from bnport.adapters.keras.compat import keras as keras_compat
+from bnport.adapters.keras.compat import keras_ops
 from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
 from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.errors import ExportError, PatchError
@@ -60,8 +60,8 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
     inference = tf.function(forward, input_signature=signature, autograph=AUTOGRAPH)
     captured: dict[str, np.ndarray] = {}
     try:
-        with (EXPORT_LOCK, warnings.catch_warnings(), keras_compat.convolutions_without_xla(),
-              keras_compat.batchnorm_without_reshapes()):
+        with (EXPORT_LOCK, warnings.catch_warnings(), keras_ops.convolutions_without_xla(),
+              keras_ops.batchnorm_without_reshapes()):
             warnings.simplefilter("ignore")
             model = tf2onnx_compat.convert(inference, signature, opset=OPSET, captured=captured)
     except PatchError:

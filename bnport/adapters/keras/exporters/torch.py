@@ -10,7 +10,7 @@ Keras converts every variable each time a layer reads it (``convert_to_tensor``:
 and the tracer records each such ``Tensor.to`` although it returns the tensor itself: 1,311 of the 14,169 nodes
 traced from a tapped ResNet-50, and with their arguments about two thirds of the graph. :func:`skip_no_op_to` returns
 the tensor without calling the op while bnport exports, so the graph holds only what computes. BatchNorm's vectors
-are not reshaped either (:func:`~bnport.adapters.keras.compat.keras.batchnorm_without_reshapes`).
+are not reshaped either (:func:`~bnport.adapters.keras.compat.keras_ops.batchnorm_without_reshapes`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import onnx
 
-from bnport.adapters.keras.compat import keras as keras_compat
+from bnport.adapters.keras.compat import keras_ops
 from bnport.adapters.swaps import EXPORT_LOCK
 from bnport.errors import ExportError
 
@@ -98,8 +98,8 @@ def convert(forward, variables: tuple, shapes: list[tuple], dtypes: list[str], n
     buffer = io.BytesIO()
     try:
         # the lock first: warning filters are global
-        with EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad(), keras_compat.convolutions_in_default_layout(), \
-                keras_compat.batchnorm_without_reshapes(), skip_no_op_to():
+        with EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad(), keras_ops.convolutions_in_default_layout(), \
+                keras_ops.batchnorm_without_reshapes(), skip_no_op_to():
             warnings.simplefilter("ignore")
             torch.onnx.export(Forward(), (*data, *weights), buffer,
                               input_names=list(names),
