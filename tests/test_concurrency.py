@@ -17,6 +17,7 @@ from models import fresh, sample, torch_model
 from bnport.adapters import swaps
 from bnport.adapters.keras import export as keras_export
 from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+from bnport.adapters.keras.compat import tf2onnx_graph
 from bnport.errors import ExportError, PatchError
 from bnport.workflows.porting import port
 from bnport.workflows.verification import verify
@@ -223,7 +224,7 @@ def test_a_failure_inside_bnports_tf2onnx_replacement_is_named_as_bnports(monkey
 
         return reset_nodes
 
-    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", broken)
+    monkeypatch.setattr(tf2onnx_graph, "_reset_nodes_in_one_pass", broken)
     _, k = _pair("mlp")
     before = _watched()
     with pytest.raises(ExportError, match=r"bnport's replacement of tf2onnx\.graph\.Graph\.reset_nodes failed") as err:

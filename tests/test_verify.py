@@ -413,18 +413,18 @@ def test_keras_export_rewires_outputs_through_the_index_and_computes_the_same(na
     """With a tap on every weight-holding layer (as verify exports), tf2onnx puts an Identity behind each output;
     bnport has it find the readers of each output from its index instead of scanning the graph: same ops, same
     numbers as tf2onnx's own scan."""
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.compat import tf2onnx_graph
 
     indexed = []
-    patched = tf2onnx_compat._replace_all_inputs_indexed
+    patched = tf2onnx_graph._replace_all_inputs_indexed
 
     def counting(replace):
         fast = patched(replace)
         return lambda self, old, new, ops=None: indexed.append(ops is self._nodes) or fast(self, old, new, ops)
 
-    monkeypatch.setattr(tf2onnx_compat, "_replace_all_inputs_indexed", counting)
+    monkeypatch.setattr(tf2onnx_graph, "_replace_all_inputs_indexed", counting)
     fast, slow, x, outputs = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
-        tf2onnx_compat, "_replace_all_inputs_indexed", lambda original: original))
+        tf2onnx_graph, "_replace_all_inputs_indexed", lambda original: original))
     assert sum(indexed) >= outputs - 1, "the indexed path was not taken"
     _assert_same_graph_and_numbers(fast, slow, x, outputs)
 
@@ -436,7 +436,7 @@ def test_keras_export_matches_rewriter_patterns_at_their_root_type_only_and_comp
     numbers as tf2onnx's own matching of every op."""
     from tf2onnx.graph_matcher import GraphMatcher
 
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.compat import tf2onnx_graph
 
     calls = {"now": 0, "fast": 0}
     match_op = GraphMatcher.match_op
@@ -447,7 +447,7 @@ def test_keras_export_matches_rewriter_patterns_at_their_root_type_only_and_comp
 
     def back_to_original():
         calls["fast"], calls["now"] = calls["now"], 0
-        monkeypatch.setattr(tf2onnx_compat, "_match_ops_by_root_type", lambda original: original)
+        monkeypatch.setattr(tf2onnx_graph, "_match_ops_by_root_type", lambda original: original)
 
     monkeypatch.setattr(GraphMatcher, "match_op", counted)
     fast, slow, x, outputs = _tapped_export_both_ways(name, monkeypatch, back_to_original)
@@ -461,7 +461,7 @@ def test_rewriter_matching_by_root_type_finds_what_matching_every_op_finds():
     two results)."""
     from tf2onnx.graph_matcher import GraphMatcher, OpTypePattern
 
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.compat import tf2onnx_graph
 
     class Op:
         def __init__(self, name, type_, inputs=()):
@@ -471,7 +471,7 @@ def test_rewriter_matching_by_root_type_finds_what_matching_every_op_finds():
     x = Op("x", "Placeholder")
     ops = [x, Op("a", "Relu", [x]), Op("b", "Mul", [x]), Op("c", "Relu", [x]), Op("d", "AddV2", [x])]
     ops.append(Op("e", "Relu", [ops[2]]))
-    fast = tf2onnx_compat._match_ops_by_root_type(GraphMatcher.match_ops)
+    fast = tf2onnx_graph._match_ops_by_root_type(GraphMatcher.match_ops)
     for pattern in (OpTypePattern("Relu"), OpTypePattern("Relu|AddV2"), OpTypePattern("*"),
                     OpTypePattern("Relu", inputs=[OpTypePattern("Mul")])):
         want = [m.get_op(pattern).name for m in GraphMatcher(pattern).match_ops(ops)]
@@ -522,7 +522,7 @@ def test_keras_export_resets_nodes_in_one_pass_to_the_indexes_tf2onnx_builds(nam
 
     from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras import taps as keras_taps
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.compat import tf2onnx_graph
     from bnport.adapters.keras.graph import graph
     from bnport.onnxcheck import session as runtime
 
@@ -530,7 +530,7 @@ def test_keras_export_resets_nodes_in_one_pass_to_the_indexes_tf2onnx_builds(nam
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     original, compared = vars(Graph)["reset_nodes"], []
-    one_pass = tf2onnx_compat._reset_nodes_in_one_pass
+    one_pass = tf2onnx_graph._reset_nodes_in_one_pass
 
     def indexes(g):
         return (list(g._nodes), dict(g._nodes_by_name), dict(g._output_to_node_name), dict(g._output_to_consumers),
@@ -548,12 +548,12 @@ def test_keras_export_resets_nodes_in_one_pass_to_the_indexes_tf2onnx_builds(nam
 
         return reset_nodes
 
-    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", checked)
+    monkeypatch.setattr(tf2onnx_graph, "_reset_nodes_in_one_pass", checked)
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(tapped, x.shape)
     assert len(compared) > 20 and max(compared) > 10, compared
-    monkeypatch.setattr(tf2onnx_compat, "_reset_nodes_in_one_pass", lambda reset: reset)
+    monkeypatch.setattr(tf2onnx_graph, "_reset_nodes_in_one_pass", lambda reset: reset)
     keras_export._CACHE.clear()
     replay()
     slow = keras_export.export_keras(tapped, x.shape)
@@ -569,10 +569,10 @@ def test_keras_export_sorts_nodes_in_tf2onnxs_order(name, monkeypatch):
     ops and numbers as with tf2onnx's sort."""
     from tf2onnx.graph import Graph
 
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.compat import tf2onnx_graph
 
     original, compared = vars(Graph)["topological_sort"], []
-    linear = tf2onnx_compat._topological_sort_linear
+    linear = tf2onnx_graph._topological_sort_linear
 
     def checked(sort):
         fast = linear(sort)
@@ -587,9 +587,9 @@ def test_keras_export_sorts_nodes_in_tf2onnxs_order(name, monkeypatch):
 
         return topological_sort
 
-    monkeypatch.setattr(tf2onnx_compat, "_topological_sort_linear", checked)
+    monkeypatch.setattr(tf2onnx_graph, "_topological_sort_linear", checked)
     fast, slow, x, outputs = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
-        tf2onnx_compat, "_topological_sort_linear", lambda sort: sort))
+        tf2onnx_graph, "_topological_sort_linear", lambda sort: sort))
     assert len(compared) >= 2 and max(compared) > 10, compared
     _assert_same_graph_and_numbers(fast, slow, x, outputs)
 
@@ -599,7 +599,7 @@ def test_the_linear_sort_orders_a_graph_as_tf2onnx_does_and_raises_its_errors():
     order; on a cycle and on an input nobody produces both raise tf2onnx's errors."""
     from tf2onnx.graph import Graph
 
-    from bnport.adapters.keras.compat.tf2onnx import _topological_sort_linear
+    from bnport.adapters.keras.compat.tf2onnx_graph import _topological_sort_linear
 
     class Node:
         def __init__(self, name, inputs):
@@ -641,7 +641,7 @@ def test_the_linear_sort_orders_a_graph_as_tf2onnx_does_and_raises_its_errors():
 def test_the_reset_keeps_tf2onnxs_error_for_a_missing_input():
     from tf2onnx.graph import Graph
 
-    from bnport.adapters.keras.compat.tf2onnx import _reset_nodes_in_one_pass
+    from bnport.adapters.keras.compat.tf2onnx_graph import _reset_nodes_in_one_pass
 
     class Stub:
         name = "w7"
@@ -762,7 +762,7 @@ def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):
     from tf2onnx import tf_loader, tf_utils
 
     from bnport.adapters.keras import export as keras_export
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.compat import tf2onnx_graph
 
     walks = []
     walk = tf_utils.tflist_to_onnx
@@ -778,7 +778,7 @@ def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):
 
     with tf.Graph().as_default() as with_function:
         double(tf.constant(1.0))
-    resolve = tf2onnx_compat._resolve_functions_if_any(lambda g: ["the original's answer"])
+    resolve = tf2onnx_graph._resolve_functions_if_any(lambda g: ["the original's answer"])
     assert resolve(with_function) == ["the original's answer"]
     assert resolve(tf.Graph()) == []
 

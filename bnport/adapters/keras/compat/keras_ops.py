@@ -16,7 +16,7 @@ import keras
 
 from bnport.adapters.swaps import Replacement, Swap
 
-# -- export (TensorFlow backend) ---------------------------------------------------------------------------------
+# -- convolutions (TensorFlow backend) --------------------------------------------------------------------------
 
 def _tf_nn():
     """Keras's TensorFlow-backend ``nn`` module, if it has the parts :func:`convolutions_without_xla` replaces."""
@@ -54,6 +54,8 @@ def convolutions_without_xla() -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
     return Swap("keras", (Replacement(tf_nn, "conv", _conv_without_xla),))
 
+
+# -- BatchNorm (TensorFlow and PyTorch backends) -----------------------------------------------------------------
 
 _BATCHNORM_PARAMETERS = ["x", "mean", "variance", "axis", "offset", "scale", "epsilon"]
 
@@ -135,14 +137,18 @@ def batchnorm_without_reshapes() -> contextlib.AbstractContextManager:
     another backend, traces its own.
     """
     backend = keras.backend.backend()
-    nn = _tf_batchnorm_nn() if backend == "tensorflow" else _torch_batchnorm_nn() if backend == "torch" else None
+    if backend == "tensorflow":
+        nn, make = _tf_batchnorm_nn(), _last_axis_as_minus_one
+    elif backend == "torch":
+        nn, make = _torch_batchnorm_nn(), _vectors_kept_torch
+    else:
+        nn = None
     if nn is None:
         return contextlib.nullcontext()
-    make = _last_axis_as_minus_one if backend == "tensorflow" else _vectors_kept_torch
     return Swap("keras", (Replacement(nn, "batch_normalization", make),))
 
 
-# -- export (PyTorch backend) ----------------------------------------------------------------------------------------
+# -- convolutions (PyTorch backend) -----------------------------------------------------------------------------
 
 def _torch_nn():
     """Keras's PyTorch-backend ``nn`` module, if it has the part :func:`convolutions_in_default_layout` replaces."""

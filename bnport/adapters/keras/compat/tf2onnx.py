@@ -11,9 +11,8 @@ graph, ``tfonnx.process_tf_graph``, ``optimizer.optimize_graph`` with the optimi
   (:func:`_graph_def_without_freezing`): freezing rebuilds the whole graph to inline variables bnport feeds as
   inputs anyway.
 * Four ``tf2onnx.graph.Graph`` methods, ``GraphMatcher.match_ops`` and ``tfonnx.resolve_functions`` replaced for
-  the conversion (:func:`replacements`), through :class:`bnport.adapters.swaps.Swap` (the export lock held, the
-  calling thread only, restored on every exit); they are defined in
-  :mod:`~bnport.adapters.keras.compat.tf2onnx_graph`.
+  the conversion (:func:`~bnport.adapters.keras.compat.tf2onnx_graph.replacements`), through
+  :class:`bnport.adapters.swaps.Swap` (the export lock held, the calling thread only, restored on every exit).
 
 Keras's own ``patch_tf2onnx`` (numpy 2 names) is not called: tf2onnx 1.17 no longer uses the names it patches, and
 its patch is permanent and process-wide.
@@ -26,15 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
-from bnport.adapters.keras.compat.tf2onnx_graph import (
-    _extract_sub_graph_nodes_once,
-    _match_ops_by_root_type,
-    _replace_all_inputs_indexed,
-    _reset_nodes_in_one_pass,
-    _resolve_functions_if_any,
-    _topological_sort_linear,
-)
-from bnport.adapters.swaps import EXPORT_LOCK, Replacement, Swap
+from bnport.adapters.keras.compat import tf2onnx_graph
+from bnport.adapters.swaps import EXPORT_LOCK, Swap
 
 #: tf2onnx versions (major.minor) whose private parts bnport's fast path was tested on
 TESTED = ("1.17",)
@@ -83,7 +75,7 @@ def convert(function, signature: Sequence, *, opset: int, captured: dict[str, np
             model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset,
                                                      custom_op_handlers=dict(CUSTOM_OPS))
             return model
-        with Swap("tf2onnx", replacements()) as swap:
+        with Swap("tf2onnx", tf2onnx_graph.replacements()) as swap:
             model = _convert_fast(concrete, opset)
         swap.check()
         return model
@@ -200,17 +192,3 @@ def _erfc(ctx, node, name, args) -> None:
 
 #: TensorFlow ops tf2onnx cannot convert, with bnport's conversion (tf2onnx's public ``custom_op_handlers``)
 CUSTOM_OPS = {"Erfc": (_erfc, [])}
-
-
-def replacements() -> tuple[Replacement, ...]:
-    from tf2onnx import tfonnx
-    from tf2onnx.graph import Graph
-    from tf2onnx.graph_matcher import GraphMatcher
-
-    return (Replacement(Graph, "extract_sub_graph_nodes", _extract_sub_graph_nodes_once),
-            Replacement(GraphMatcher, "match_ops", _match_ops_by_root_type),
-            Replacement(Graph, "replace_all_inputs", _replace_all_inputs_indexed),
-            Replacement(Graph, "reset_nodes", _reset_nodes_in_one_pass),
-            Replacement(Graph, "topological_sort", _topological_sort_linear),
-            Replacement(tfonnx, "resolve_functions", _resolve_functions_if_any))
-

@@ -4,12 +4,14 @@ tf2onnx walks its whole graph again and again while it converts (after each of i
 per graph output), and several walks are quadratic in the graph's size; a tapped model, with an output per layer
 and an input per weight, makes them the larger part of its export. Each function here takes tf2onnx's original
 and returns a replacement giving the same result (tested against the original on real conversions), which
-:func:`bnport.adapters.keras.compat.tf2onnx.replacements` installs for bnport's conversions only.
+:func:`replacements` lists and bnport's fast conversion installs for bnport's conversions only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from bnport.adapters.swaps import Replacement
 
 
 def _reset_nodes_in_one_pass(reset: Callable) -> Callable:
@@ -183,10 +185,9 @@ def _topological_sort_linear(sort: Callable) -> Callable:
                 utils.make_sure(producer is not None, "Cannot find node with output %r in graph %r", name,
                                 self.graph_name)
                 children[index[producer.name]].append(i)
-        label = [-1] * count
+        ordered = [None] * count  # filled from the end: the first node finished is the last one
         unvisited = dict.fromkeys(range(count))
         place = [0] * count
-        on_stack: set[int] = set()
         last = count - 1
         while unvisited:
             root = next(iter(unvisited))
@@ -207,11 +208,24 @@ def _topological_sort_linear(sort: Callable) -> Callable:
                     stack.pop()
                     on_stack.discard(top)
                     del unvisited[top]
-                    label[top] = last
+                    ordered[last] = ops[top]
                     last -= 1
-        ordered = [None] * count
-        for i, at in enumerate(label):
-            ordered[at] = ops[i]
         self.reset_nodes(ordered)
 
     return topological_sort
+
+
+def replacements() -> tuple[Replacement, ...]:
+    """What bnport's fast conversion (:mod:`~bnport.adapters.keras.compat.tf2onnx`) replaces of tf2onnx, and with
+    what."""
+    from tf2onnx import tfonnx
+    from tf2onnx.graph import Graph
+    from tf2onnx.graph_matcher import GraphMatcher
+
+    return (Replacement(Graph, "extract_sub_graph_nodes", _extract_sub_graph_nodes_once),
+            Replacement(GraphMatcher, "match_ops", _match_ops_by_root_type),
+            Replacement(Graph, "replace_all_inputs", _replace_all_inputs_indexed),
+            Replacement(Graph, "reset_nodes", _reset_nodes_in_one_pass),
+            Replacement(Graph, "topological_sort", _topological_sort_linear),
+            Replacement(tfonnx, "resolve_functions", _resolve_functions_if_any))
+
