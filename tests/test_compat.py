@@ -260,3 +260,24 @@ def test_tensorflow_feeds_are_views_of_the_variables_that_keep_their_values():
         variable.assign(np.zeros(value.shape, dtype) if dtype != "bfloat16" else np.zeros(value.shape, "float32"))
         assert np.array_equal(view.astype("float64"), before), dtype
         assert not exporter.value_array(variable).astype("float64").any(), dtype
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("name", ["resnet", "mobilenet", "conv3d", "mlp"])
+def test_variable_shapes_read_from_kerass_record_are_the_public_shapes(name, keras):
+    model = keras_model(name)
+    scalar = keras.Variable(np.float32(2.0))  # rank 0
+    for variable in [*model.weights, scalar]:
+        got = keras_compat.variable_shape(variable)
+        assert type(got) is tuple and got == tuple(variable.shape), variable.path
+        assert all(type(d) is int for d in got)
+
+
+def test_variable_shapes_fall_back_to_the_public_shape_without_kerass_record():
+    class Public:  # a variable seen without Keras's private ``_shape``
+        shape = np.zeros((2, 3, 4)).shape
+
+    assert keras_compat.variable_shape(Public()) == (2, 3, 4)
+    odd = Public()
+    odd._shape = [2, 3, 4]  # not Keras's tuple: not trusted
+    assert keras_compat.variable_shape(odd) == (2, 3, 4)

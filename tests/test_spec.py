@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bnport import BatchNormSpec, SpecError
-from bnport.core.spec import invert_momentum
+from bnport.core.spec import dtype_name, invert_momentum
 
 
 def spec(**kw):
@@ -68,3 +68,15 @@ def test_inverted_momentum_is_one_minus_within_rounding(m):
 def test_default_momenta_map_to_each_other():
     assert invert_momentum(0.1) == 0.9 and invert_momentum(0.9) == 0.1
     assert invert_momentum(0.99) == 0.01 and invert_momentum(0.01) == 0.99
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", ">f4", "int64", "bool", "bfloat16"])
+def test_dtype_names_are_numpys_names_for_every_byte_order_and_call(dtype):
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        dtype = ml_dtypes.bfloat16
+    array = np.zeros(3, dtype)
+    for _ in range(2):  # the second read is the remembered one
+        assert dtype_name(array) == array.dtype.name
+    assert dtype_name(np.zeros(3, "<f4")) == dtype_name(np.zeros(3, ">f4")) == "float32"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnport.core.spec import BatchNormSpec
+from bnport.core.spec import BatchNormSpec, dtype_name
 from bnport.errors import IncompatibleLayerError
 
 
@@ -72,7 +72,7 @@ def dtype_of(spec: AnySpec) -> str | None:
     """The parameter dtype of a spec (None for a layer without parameters)."""
     if isinstance(spec, BatchNormSpec):
         return spec.dtype
-    return next((v.dtype.name for v in tensors_of(spec).values()), None)
+    return next((dtype_name(v) for v in tensors_of(spec).values()), None)
 
 
 #: relative rounding of a cast to each floating dtype (half the spacing of its numbers at 1)

@@ -25,6 +25,17 @@ import numpy as np
 from bnport.errors import SpecError
 
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_NAMES: dict[np.dtype, str] = {}
+
+
+def dtype_name(array: np.ndarray) -> str:
+    """``array.dtype.name``, remembered per dtype: numpy composes the name anew on every read, and a port reads
+    it of every array several times (docs/performance.md)."""
+    dtype = array.dtype
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = _NAMES[dtype] = dtype.name  # a race writes the same value twice
+    return name
 _VECTORS = ("gamma", "beta", "running_mean", "running_var")
 
 
@@ -110,7 +121,7 @@ class BatchNormSpec:
                 f"{name} must have shape ({self.channels},) to match channels={self.channels}. "
                 f"Received: {name}.shape={value.shape}"
             )
-        if value.dtype.name != self.dtype:
+        if dtype_name(value) != self.dtype:
             raise SpecError(
                 f"{name} must have the spec's dtype {self.dtype}. Received: {name}.dtype={value.dtype}"
             )

@@ -23,7 +23,7 @@ class KerasAdapter:
     def prepare(self, spec: AnySpec, node: Node) -> Write:
         from bnport.adapters.keras import layers
 
-        return layers.prepare(spec, node.layer, node.name, flatten_from=node.flatten_from)
+        return layers.prepare(spec, node.layer, node.name, flatten_from=node.flatten_from, own=node.spec)
 
     def commit(self, writes: list[Write], *, early=None, model=None) -> None:
         from bnport.adapters.keras import writes as keras_writes

@@ -8,7 +8,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from bnport.core.spec import BatchNormSpec
+from bnport.adapters.keras.compat import keras as keras_compat
+from bnport.core.spec import BatchNormSpec, dtype_name
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError, warn
 
 CHANNELS_LAST = "channels_last"
@@ -83,7 +84,7 @@ def from_keras(layer: keras.layers.BatchNormalization) -> BatchNormSpec:
         channels=int(arrays["running_mean"].shape[0]),
         epsilon=float(layer.epsilon),
         momentum=float(layer.momentum),
-        dtype=arrays["running_mean"].dtype.name,
+        dtype=dtype_name(arrays["running_mean"]),
         input_ndims=(built_ndim(layer),),
         **arrays,
     )
@@ -139,7 +140,7 @@ def _check_target(spec: BatchNormSpec, layer: keras.layers.BatchNormalization, i
         fmt = CHANNELS_FIRST if layer.axis == 1 and ndim > 2 else CHANNELS_LAST
         layer.build(_build_shape(spec, ndim, fmt))
     data_format(layer)
-    size = int(layer.moving_mean.shape[0])
+    size = int(keras_compat.variable_shape(layer.moving_mean)[0])
     ndim = built_ndim(layer)
     if size != spec.channels:
         raise IncompatibleLayerError(

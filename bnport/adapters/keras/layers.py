@@ -10,10 +10,11 @@ import numpy as np
 from bnport.adapters import kinds as kind_defs
 from bnport.adapters.keras import batchnorm as keras_bn
 from bnport.adapters.keras.batchnorm import variable_to_numpy
+from bnport.adapters.keras.compat import keras as keras_compat
 from bnport.core import padding as pad
 from bnport.core.layers import AnySpec, LayerSpec, Write, check_shape
 from bnport.core.layers import check_droppable as _check_droppable
-from bnport.core.spec import BatchNormSpec
+from bnport.core.spec import BatchNormSpec, dtype_name
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 
 L = keras.layers
@@ -24,7 +25,7 @@ _DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
 
 def _hollow(variable) -> np.ndarray:
     """A read-only array of the variable's shape and dtype that holds no memory (for shape-only reads)."""
-    return _hollow_array(variable.dtype, tuple(variable.shape))
+    return _hollow_array(variable.dtype, keras_compat.variable_shape(variable))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -40,8 +41,8 @@ def _hollow_batchnorm(layer) -> BatchNormSpec:
     vectors = {"gamma": layer.gamma if layer.scale else None, "beta": layer.beta if layer.center else None,
                "running_mean": layer.moving_mean, "running_var": layer.moving_variance}
     arrays = {k: _hollow(v) for k, v in vectors.items() if v is not None}
-    return BatchNormSpec(channels=int(layer.moving_mean.shape[0]), epsilon=float(layer.epsilon),
-                         momentum=float(layer.momentum), dtype=arrays["running_mean"].dtype.name,
+    return BatchNormSpec(channels=int(keras_compat.variable_shape(layer.moving_mean)[0]), epsilon=float(layer.epsilon),
+                         momentum=float(layer.momentum), dtype=dtype_name(arrays["running_mean"]),
                          input_ndims=(keras_bn.built_ndim(layer),), **arrays)
 
 
@@ -82,17 +83,19 @@ def _targets(layer, spec: LayerSpec, flatten_from, name: str) -> list[tuple[str,
     return kind_defs.keras_definition(layer).keras_targets(layer, spec, flatten_from, name)
 
 
-def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None) -> Write:
+def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | None = None,
+            own: AnySpec | None = None) -> Write:
     """Check that a spec fits a built Keras layer (kind, shapes, dtypes) and return what writing it sets.
 
     Nothing is written: :func:`bnport.adapters.keras.writes.commit` does that, for many layers at once.
     ``flatten_from``: for a Dense fed by a Flatten of a channels-last feature map, that map's shape
     (*spatial, C) without the batch axis; its rows are permuted from PyTorch's (C, *spatial) order.
+    ``own``: the layer's own spec when already read (a port's plan holds it), read here otherwise.
     """
     if isinstance(spec, BatchNormSpec):
         settings, values = keras_bn.prepare(spec, layer)
         return Write(layer, settings, values)
-    own = read(layer, hollow=True)
+    own = own if own is not None else read(layer, hollow=True)
     if own.kind != spec.kind:
         raise IncompatibleLayerError(f"layer '{name}' is a {own.kind} but the source is a {spec.kind}")
     write = Write(layer)
@@ -100,10 +103,11 @@ def prepare(spec: AnySpec, layer, name: str, *, flatten_from: tuple[int, ...] | 
         if variable is None:
             _check_droppable(name, key, value)
             continue
+        shape = keras_compat.variable_shape(variable)
         if value is None:
-            value = np.full(tuple(variable.shape), 1.0 if key in ("gamma", "kernel") else 0.0, variable.dtype)
-        check_shape(name, key, value.shape, tuple(variable.shape))
-        if value.dtype.name != variable.dtype:
+            value = np.full(shape, 1.0 if key in ("gamma", "kernel") else 0.0, variable.dtype)
+        check_shape(name, key, value.shape, shape)
+        if dtype_name(value) != variable.dtype:
             raise IncompatibleLayerError(f"layer '{name}': {key} is {variable.dtype} but the source is {value.dtype}")
         if value.dtype.kind == "f":
             keras_bn.check_precision(variable.dtype, f"layer '{name}': {key}")

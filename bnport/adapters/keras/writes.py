@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from bnport.core.layers import Write
+from bnport.core.spec import dtype_name
 
 if TYPE_CHECKING:
     from bnport.adapters.torch.early_kernels import EarlyKernels
@@ -70,7 +71,7 @@ def _run(writes: list[Write], threads: int | None, fn, *, budget: bool, early: E
     if early is not None:
         rest = []
         for variable, value in pending:
-            copy = early.claim(value) if _strided(value) and value.dtype.name in _ADOPTABLE else None
+            copy = early.claim(value) if _strided(value) and dtype_name(value) in _ADOPTABLE else None
             if copy is None:
                 rest.append((variable, value))
             else:
@@ -147,7 +148,7 @@ def _assign(pair: tuple[keras.Variable, object]) -> None:
 def _adoptable(value: np.ndarray):
     """``value`` gathered into fresh aligned memory, as a TensorFlow tensor owning that memory when it can."""
     value = _gathered(value)
-    if keras.backend.backend() != "tensorflow" or value.dtype.name not in _ADOPTABLE:
+    if keras.backend.backend() != "tensorflow" or dtype_name(value) not in _ADOPTABLE:
         return value
     import tensorflow as tf
 

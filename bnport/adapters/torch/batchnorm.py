@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from bnport.core.spec import BatchNormSpec, invert_momentum
+from bnport.core.spec import BatchNormSpec, dtype_name, invert_momentum
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 
 #: Input ranks (batch and channel axes included) each module class accepts; None: any rank.
@@ -52,7 +52,7 @@ def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def numpy_to_tensor(array: np.ndarray) -> torch.Tensor:
     """A tensor holding the same bits as ``array`` (bfloat16 through ml_dtypes)."""
     array = np.asarray(array, order="C")  # contiguous, and a 0-d array stays 0-d
-    if array.dtype.name == "bfloat16":
+    if dtype_name(array) == "bfloat16":
         return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(array)
 
@@ -114,7 +114,7 @@ def from_torch(layer: nn.Module, *, copy: bool = True) -> BatchNormSpec:
         "running_var": layer.running_var,
     }
     arrays = {k: read(v) for k, v in arrays.items() if v is not None}
-    dtype = next(iter(arrays.values())).dtype.name if arrays else str(torch.get_default_dtype())[6:]
+    dtype = dtype_name(next(iter(arrays.values()))) if arrays else str(torch.get_default_dtype())[6:]
     nbt = getattr(layer, "num_batches_tracked", None)
     return BatchNormSpec(
         channels=int(layer.num_features),
@@ -136,7 +136,7 @@ def _from_frozen(layer: nn.Module, read) -> BatchNormSpec:
     arrays = {k: read(getattr(layer, b)) for k, b in
               (("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"), ("running_var", "running_var"))}
     return BatchNormSpec(channels=int(arrays["running_mean"].shape[0]), epsilon=float(layer.eps),
-                         momentum=FROZEN_MOMENTUM, dtype=arrays["running_mean"].dtype.name, input_ndims=(4,), **arrays)
+                         momentum=FROZEN_MOMENTUM, dtype=dtype_name(arrays["running_mean"]), input_ndims=(4,), **arrays)
 
 
 def _new_module(spec: BatchNormSpec, input_ndim: int | None) -> nn.Module:

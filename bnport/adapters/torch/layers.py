@@ -15,7 +15,7 @@ from bnport.adapters.torch.batchnorm import numpy_to_tensor
 from bnport.core import padding as pad
 from bnport.core.layers import AnySpec, Write, check_shape
 from bnport.core.layers import check_droppable as _check_droppable
-from bnport.core.spec import BatchNormSpec
+from bnport.core.spec import BatchNormSpec, dtype_name
 from bnport.errors import IncompatibleLayerError, UnsupportedLayerError
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -97,7 +97,7 @@ def prepare(spec: AnySpec, module: nn.Module, name: str) -> Write:
         if value is None:
             value = (torch.ones if key == "weight" else torch.zeros)(target.shape, dtype=target.dtype).numpy()
         check_shape(name, key, value.shape, tuple(target.shape))
-        if str(target.dtype)[6:] != value.dtype.name:
+        if str(target.dtype)[6:] != dtype_name(value):
             raise IncompatibleLayerError(
                 f"layer '{name}': {key} is {str(target.dtype)[6:]} but the source is {value.dtype.name}"
             )
