@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from models import SMALL, fresh, torch_model
 
 from bnport.adapters.keras.writes import commit
+from bnport.adapters.torch import compat as torch_compat
 from bnport.adapters.torch.early_kernels import EarlyKernels
-from bnport.workflows.porting import prepared
+from bnport.errors import SpecError
+from bnport.workflows.porting import port, prepared
 
 
 @st.composite
@@ -124,3 +126,49 @@ def test_early_copies_of_other_float_dtypes_are_adopted_exactly(dtype):
     dense = keras.ops.convert_to_numpy(dst.layers[-1].kernel.value)
     assert np.array_equal(dense, src[4].weight.detach().numpy().T)
     assert np.array_equal(keras.ops.convert_to_numpy(keras.ops.negative(dst.layers[1].kernel.value)), -kernel)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from([torch.float16, torch.float32, torch.float64]), st.integers(1, 70_000), st.data())
+def test_a_norm_is_finite_exactly_when_every_value_is(dtype, size, data):
+    values = torch.randn(size, generator=torch.Generator().manual_seed(size)).to(dtype)
+    bad = data.draw(st.sampled_from([None, float("nan"), float("inf"), float("-inf")]))
+    if bad is not None:
+        values[data.draw(st.integers(0, size - 1))] = bad
+    (norm,) = torch_compat.norms([values])
+    assert bool(norm.isfinite()) == (bad is None)
+
+
+def test_a_norm_too_large_for_its_dtype_is_only_not_known_finite():
+    (norm,) = torch_compat.norms([torch.full((4,), 3e38)])  # finite values whose squares overflow
+    assert not norm.isfinite()  # the exact check then reads them: finite, so no problem is reported
+
+
+def test_kernels_checked_as_they_are_copied_are_known_finite_and_only_they():
+    src = torch_model("mlp")
+    early = EarlyKernels(src)
+    conv = src[0].weight.detach().numpy()
+    assert early.finite(conv) and early.finite(src[7].weight.detach().numpy())
+    assert not early.finite(conv.copy())  # the same values elsewhere: not known
+    assert not early.finite(src[1].weight.detach().numpy())  # a BatchNorm vector: not copied, not known
+    with torch.no_grad():
+        src[0].weight.view(-1)[-1] = float("nan")
+    assert not EarlyKernels(src).finite(conv)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("where", ["0", "4", "7"])  # a conv kernel, the Linear after the Flatten, the last Linear
+@pytest.mark.parametrize("norms", [True, False])
+def test_a_non_finite_kernel_is_refused_whether_or_not_norms_are_known(where, value, norms, monkeypatch):
+    if not norms:
+        monkeypatch.delattr(torch, "_foreach_norm")
+    src, dst = torch_model("mlp"), fresh("mlp", "keras")
+    ready = prepared(src, dst)
+    assert ready.early.finite(src[int(where)].weight.detach().numpy()) == norms
+    with torch.no_grad():
+        src[int(where)].weight.view(-1)[-1] = value
+    before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in dst.weights]
+    with pytest.raises(SpecError, match=f"{where}: weight has 1 non-finite value"):
+        port(src, dst)
+    assert all(np.array_equal(a, keras.ops.convert_to_numpy(v.value)) for a, v in zip(before, dst.weights,
+                                                                                        strict=True))

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from bnport.core.layers import AnySpec, tensors_of
 from bnport.core.spec import BatchNormSpec
 
 
-def problems(spec: AnySpec) -> list[str]:
-    """What is impossible in a layer's stored numbers: non-finite values, negative variance."""
+def problems(spec: AnySpec, known_finite: Callable[[np.ndarray], bool] | None = None) -> list[str]:
+    """What is impossible in a layer's stored numbers: non-finite values, negative variance.
+
+    ``known_finite(array)`` is True for an array already known to hold finite values only, which is then not
+    read again (a port checks its source's kernels as it copies them: :mod:`bnport.adapters.torch.early_kernels`).
+    """
     out = []
     for key, value in tensors_of(spec).items():
+        if known_finite is not None and known_finite(value):
+            continue
         bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
         if bad:
             out.append(f"{key} has {bad} non-finite value{'s' if bad > 1 else ''}")

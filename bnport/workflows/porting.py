@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -142,13 +141,9 @@ def _prepared(early, src_model, dst_model, mapping, strict: bool, allow_bad_stat
     report.unmatched_src, report.unmatched_dst = p.unmatched(src.framework), p.unmatched(dst.framework)
     report.unsupported_src, report.unsupported_dst = p.unsupported(src.framework), p.unsupported(dst.framework)
     report.differences = [f"{d.torch_name} <-> {d.keras_name}: {d}" for d in p.differences]
-    with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
-        checked = None
-        if not allow_bad_stats:  # numpy reads only: on a worker while the writes are prepared
-            checked = pool.submit(_refuse_bad_numbers, p, src.framework)
-        writes = _prepare(report, p, src.framework, dst, progress)
-        if checked is not None:
-            checked.result()
+    if not allow_bad_stats:  # the kernels copied early were checked as they were copied
+        _refuse_bad_numbers(p, src.framework, getattr(early, "finite", None))
+    writes = _prepare(report, p, src.framework, dst, progress)
     return Prepared(report, writes, dst.framework, early, dst_model)
 
 
@@ -183,12 +178,12 @@ def _in_destination_dtype(spec, destination, casts: dict[tuple[str, str], int]):
     return cast(spec, want)
 
 
-def _refuse_bad_numbers(p: Plan, source: str) -> None:
+def _refuse_bad_numbers(p: Plan, source: str, known_finite) -> None:
     bad = []
     graph = p.graph(source)
     for pair in p.pairs:
         name = pair.name(source)
-        bad += [f"{name}: {problem}" for problem in health.problems(graph.nodes[name].spec)]
+        bad += [f"{name}: {problem}" for problem in health.problems(graph.nodes[name].spec, known_finite)]
     if bad:
         raise SpecError(
             "the source holds impossible numbers (a crashed or diverged training run?); nothing was written:\n  "

@@ -12,10 +12,16 @@ Flatten, a weight with a parametrization) is simply not used, and the write gath
 At most ``limit`` bytes are copied ahead (default 256 MiB): the copies exist beside the source and the
 destination until they replace the destination's buffers, so a very large model keeps the rest for the usual
 path, which bounds what it holds at once.
+
+Once copied, the same worker takes every copy's norm in one more GIL-releasing call
+(:func:`bnport.adapters.torch.compat.norms`; a norm is finite only if every value is): a port refuses non-finite
+weights before writing (:mod:`bnport.core.health`), and :meth:`EarlyKernels.finite` spares it reading again the
+kernels already known finite, most of a model's bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -28,22 +34,26 @@ _ALIGNMENT = 64  # TensorFlow's kernels need it of a buffer it adopts; PyTorch's
 
 
 class EarlyKernels:
-    """Copies, made on a worker thread, of a PyTorch model's kernels seen in Keras's layout."""
+    """Copies, made on a worker thread, of a PyTorch model's kernels seen in Keras's layout, and which of them
+    hold finite values only."""
 
     def __init__(self, model: torch.nn.Module, limit: int = _LIMIT) -> None:
-        views, copies, used = [], [], 0
+        views, copies, weights, used = [], [], [], 0
         for module in model.modules():
             weight = _plain_kernel(module)
             if weight is None or used + weight.nbytes > limit:
                 continue
             view = weight.permute(*range(2, weight.ndim), 1, 0)
             views.append(view)
+            weights.append(_key_of_tensor(weight))
             copies.append(torch.empty(view.shape, dtype=view.dtype))
             used += weight.nbytes
         self._ready: dict[tuple, torch.Tensor] = {_key_of_tensor(v): c for v, c in zip(views, copies, strict=True)}
         self._failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._copy_all, args=(copies, views), name="bnport-early-kernels",
-                                        daemon=True)
+        self._norms: tuple[list[torch.Tensor] | None, list[tuple]] = (None, [])  # the copies' norms, their keys
+        self._finite: frozenset[tuple] | None = None  # the keys of the kernels found finite, once asked
+        self._thread = threading.Thread(target=self._copy_all, args=(copies, views, weights),
+                                        name="bnport-early-kernels", daemon=True)
         if views:
             self._thread.start()
         self.used = 0  # how many copies were claimed
@@ -65,11 +75,29 @@ class EarlyKernels:
             self._thread.join()
         return self._failed is None
 
-    def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor]) -> None:
+    def finite(self, value: np.ndarray) -> bool:
+        """Whether ``value`` is a source kernel (its memory, shape, strides, dtype) whose copy holds finite values
+        only, so that they need not be read again; False when not known. Waits for the copies.
+
+        Call it from the thread that will wait anyway (a port's own): its torch calls release the GIL, and another
+        thread holding it would make each of them wait."""
+        if self._finite is None:
+            self.wait()
+            norms, weights = self._norms
+            good = torch.stack(norms).isfinite().tolist() if norms else ()
+            self._finite = frozenset(key for key, ok in zip(weights, good) if ok)  # noqa: B905 (none: none known)
+        return _key_of_array(value) in self._finite
+
+    def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor], weights: list[tuple]) -> None:
         try:
             torch_compat.copy_all(copies, views)
         except BaseException as exc:  # reported by wait(); the writes then gather as usual
             self._failed = exc
+            return
+        # one call: each torch call returns into Python only once this thread has the GIL back. If it fails,
+        # nothing is known early and the port reads the values as usual.
+        with contextlib.suppress(Exception):
+            self._norms = (torch_compat.norms(copies), weights)
 
 
 def _plain_kernel(module: torch.nn.Module) -> torch.Tensor | None:
