@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import keras
 import numpy as np
@@ -144,16 +145,37 @@ def test_a_norm_too_large_for_its_dtype_is_only_not_known_finite():
     assert not norm.isfinite()  # the exact check then reads them: finite, so no problem is reported
 
 
+def test_nothing_is_known_finite_while_the_copies_are_being_made(monkeypatch):
+    started, release = threading.Event(), threading.Event()
+
+    def slow(copies, views):
+        started.set()
+        release.wait(10)
+        torch_compat.copy_all(copies, views, fast=False)
+
+    monkeypatch.setattr(torch, "_foreach_copy_", slow)
+    src = torch_model("mlp")
+    early = EarlyKernels(src)
+    started.wait(10)
+    assert not early.finite(src[0].weight.detach().numpy())  # not waited for: the caller reads the values
+    release.set()
+    early.wait()
+    assert early.finite(src[0].weight.detach().numpy())
+
+
 def test_kernels_checked_as_they_are_copied_are_known_finite_and_only_they():
     src = torch_model("mlp")
     early = EarlyKernels(src)
     conv = src[0].weight.detach().numpy()
+    early.wait()  # before, nothing is known yet
     assert early.finite(conv) and early.finite(src[7].weight.detach().numpy())
     assert not early.finite(conv.copy())  # the same values elsewhere: not known
     assert not early.finite(src[1].weight.detach().numpy())  # a BatchNorm vector: not copied, not known
     with torch.no_grad():
         src[0].weight.view(-1)[-1] = float("nan")
-    assert not EarlyKernels(src).finite(conv)
+    early = EarlyKernels(src)
+    early.wait()
+    assert not early.finite(conv)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -164,6 +186,7 @@ def test_a_non_finite_kernel_is_refused_whether_or_not_norms_are_known(where, va
         monkeypatch.delattr(torch, "_foreach_norm")
     src, dst = torch_model("mlp"), fresh("mlp", "keras")
     ready = prepared(src, dst)
+    ready.early.wait()
     assert ready.early.finite(src[int(where)].weight.detach().numpy()) == norms
     with torch.no_grad():
         src[int(where)].weight.view(-1)[-1] = value

@@ -77,11 +77,15 @@ class EarlyKernels:
 
     def finite(self, value: np.ndarray) -> bool:
         """Whether ``value`` is a source kernel (its memory, shape, strides, dtype) whose copy holds finite values
-        only, so that they need not be read again; False when not known. Waits for the copies.
+        only, so that they need not be read again; False when not known, or not yet: while the worker is still
+        copying, the caller reading the values itself is faster than waiting (a ResNet-50's copies outlast the
+        tracing; a DenseNet-121's do not).
 
         Call it from the thread that will wait anyway (a port's own): its torch calls release the GIL, and another
         thread holding it would make each of them wait."""
         if self._finite is None:
+            if self._thread.is_alive():
+                return False
             self.wait()
             norms, weights = self._norms
             good = torch.stack(norms).isfinite().tolist() if norms else ()
