@@ -157,10 +157,10 @@ def test_nothing_is_known_finite_while_the_copies_are_being_made(monkeypatch):
     src = torch_model("mlp")
     early = EarlyKernels(src)
     started.wait(10)
-    assert not early.finite(src[0].weight.detach().numpy())  # not waited for: the caller reads the values
+    assert early.known_finite() is None  # not waited for: the caller reads the values
     release.set()
     early.wait()
-    assert early.finite(src[0].weight.detach().numpy())
+    assert early.known_finite()(src[0].weight.detach().numpy())
 
 
 def test_kernels_checked_as_they_are_copied_are_known_finite_and_only_they():
@@ -168,14 +168,15 @@ def test_kernels_checked_as_they_are_copied_are_known_finite_and_only_they():
     early = EarlyKernels(src)
     conv = src[0].weight.detach().numpy()
     early.wait()  # before, nothing is known yet
-    assert early.finite(conv) and early.finite(src[7].weight.detach().numpy())
-    assert not early.finite(conv.copy())  # the same values elsewhere: not known
-    assert not early.finite(src[1].weight.detach().numpy())  # a BatchNorm vector: not copied, not known
+    finite = early.known_finite()
+    assert finite(conv) and finite(src[7].weight.detach().numpy())
+    assert not finite(conv.copy())  # the same values elsewhere: not known
+    assert not finite(src[1].weight.detach().numpy())  # a BatchNorm vector: not copied, not known
     with torch.no_grad():
         src[0].weight.view(-1)[-1] = float("nan")
     early = EarlyKernels(src)
     early.wait()
-    assert not early.finite(conv)
+    assert not early.known_finite()(conv)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -187,7 +188,7 @@ def test_a_non_finite_kernel_is_refused_whether_or_not_norms_are_known(where, va
     src, dst = torch_model("mlp"), fresh("mlp", "keras")
     ready = prepared(src, dst)
     ready.early.wait()
-    assert ready.early.finite(src[int(where)].weight.detach().numpy()) == norms
+    assert ready.early.known_finite()(src[int(where)].weight.detach().numpy()) == norms
     with torch.no_grad():
         src[int(where)].weight.view(-1)[-1] = value
     before = [np.array(keras.ops.convert_to_numpy(v.value)) for v in dst.weights]

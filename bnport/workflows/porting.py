@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -141,9 +142,16 @@ def _prepared(early, src_model, dst_model, mapping, strict: bool, allow_bad_stat
     report.unmatched_src, report.unmatched_dst = p.unmatched(src.framework), p.unmatched(dst.framework)
     report.unsupported_src, report.unsupported_dst = p.unsupported(src.framework), p.unsupported(dst.framework)
     report.differences = [f"{d.torch_name} <-> {d.keras_name}: {d}" for d in p.differences]
-    if not allow_bad_stats:  # the kernels copied early were checked as they were copied
-        _refuse_bad_numbers(p, src.framework, getattr(early, "finite", None))
-    writes = _prepare(report, p, src.framework, dst, progress)
+    known = early.known_finite() if early is not None else None
+    with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
+        checked = None
+        if not allow_bad_stats and known is not None:  # the kernels were checked as they were copied: little left
+            _refuse_bad_numbers(p, src.framework, known)
+        elif not allow_bad_stats:  # numpy reads of every array: on a worker while the writes are prepared
+            checked = pool.submit(_refuse_bad_numbers, p, src.framework, None)
+        writes = _prepare(report, p, src.framework, dst, progress)
+        if checked is not None:
+            checked.result()
     return Prepared(report, writes, dst.framework, early, dst_model)
 
 

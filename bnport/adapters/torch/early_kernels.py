@@ -15,7 +15,7 @@ path, which bounds what it holds at once.
 
 Once copied, the same worker takes every copy's norm in one more GIL-releasing call
 (:func:`bnport.adapters.torch.compat.norms`; a norm is finite only if every value is): a port refuses non-finite
-weights before writing (:mod:`bnport.core.health`), and :meth:`EarlyKernels.finite` spares it reading again the
+weights before writing (:mod:`bnport.core.health`), and :meth:`EarlyKernels.known_finite` spares it reading again the
 kernels already known finite, most of a model's bytes.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -75,22 +76,23 @@ class EarlyKernels:
             self._thread.join()
         return self._failed is None
 
-    def finite(self, value: np.ndarray) -> bool:
-        """Whether ``value`` is a source kernel (its memory, shape, strides, dtype) whose copy holds finite values
-        only, so that they need not be read again; False when not known, or not yet: while the worker is still
-        copying, the caller reading the values itself is faster than waiting (a ResNet-50's copies outlast the
-        tracing; a DenseNet-121's do not).
+    def known_finite(self) -> Callable[[np.ndarray], bool] | None:
+        """A test of whether an array is a source kernel (its memory, shape, strides, dtype) whose copy holds finite
+        values only, so that they need not be read again; None while the copies are still being made (a
+        ResNet-50's outlast the tracing: the caller reading the values itself beats waiting).
 
-        Call it from the thread that will wait anyway (a port's own): its torch calls release the GIL, and another
-        thread holding it would make each of them wait."""
+        Call it from the port's own thread: its torch calls release the GIL, and a thread asking for it back
+        waits while another runs Python.
+        """
+        if self._thread.is_alive():
+            return None
         if self._finite is None:
-            if self._thread.is_alive():
-                return False
             self.wait()
             norms, weights = self._norms
             good = torch.stack(norms).isfinite().tolist() if norms else ()
             self._finite = frozenset(key for key, ok in zip(weights, good) if ok)  # noqa: B905 (none: none known)
-        return _key_of_array(value) in self._finite
+        finite = self._finite
+        return lambda value: _key_of_array(value) in finite
 
     def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor], weights: list[tuple]) -> None:
         try:
