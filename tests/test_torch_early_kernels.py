@@ -1,4 +1,5 @@
-"""Kernels copied into Keras's layout while the port traces the graphs: used only when exactly what a write needs."""
+"""Kernels copied into Keras's layout while the port traces the graphs: used only when exactly what a write needs;
+and checked for finite values as they are copied, so that the port's check reads them only when not known."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ import numpy as np
 from bnport.errors import SpecError
 
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_VECTORS = ("gamma", "beta", "running_mean", "running_var")
 _NAMES: dict[np.dtype, str] = {}
 
 
@@ -36,7 +37,6 @@ def dtype_name(array: np.ndarray) -> str:
     if name is None:
         name = _NAMES[dtype] = dtype.name  # a race writes the same value twice
     return name
-_VECTORS = ("gamma", "beta", "running_mean", "running_var")
 
 
 def invert_momentum(momentum: float) -> float:

@@ -142,7 +142,7 @@ def _prepared(early, src_model, dst_model, mapping, strict: bool, allow_bad_stat
     report.unmatched_src, report.unmatched_dst = p.unmatched(src.framework), p.unmatched(dst.framework)
     report.unsupported_src, report.unsupported_dst = p.unsupported(src.framework), p.unsupported(dst.framework)
     report.differences = [f"{d.torch_name} <-> {d.keras_name}: {d}" for d in p.differences]
-    known = early.known_finite() if early is not None else None
+    known = early.known_finite() if early is not None and not allow_bad_stats else None
     with ThreadPoolExecutor(1, thread_name_prefix="bnport-health") as pool:
         checked = None
         if not allow_bad_stats and known is not None:  # the kernels were checked as they were copied: little left

@@ -41,7 +41,7 @@ def _hollow_batchnorm(layer) -> BatchNormSpec:
     vectors = {"gamma": layer.gamma if layer.scale else None, "beta": layer.beta if layer.center else None,
                "running_mean": layer.moving_mean, "running_var": layer.moving_variance}
     arrays = {k: _hollow(v) for k, v in vectors.items() if v is not None}
-    return BatchNormSpec(channels=int(keras_compat.variable_shape(layer.moving_mean)[0]), epsilon=float(layer.epsilon),
+    return BatchNormSpec(channels=int(arrays["running_mean"].shape[0]), epsilon=float(layer.epsilon),
                          momentum=float(layer.momentum), dtype=dtype_name(arrays["running_mean"]),
                          input_ndims=(keras_bn.built_ndim(layer),), **arrays)
 

@@ -36,14 +36,14 @@ def copy_all(copies: list[torch.Tensor], sources: list[torch.Tensor], *, fast: b
                 copy.copy_(source)
 
 
-def norms(tensors: list[torch.Tensor], *, fast: bool = True) -> list[torch.Tensor] | None:
-    """Each tensor's Euclidean norm (0-d tensors) in one GIL-releasing call; None where PyTorch lacks it (or
-    with ``fast=False``, as tests hide it) or for no tensors.
+def norms(tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """Each tensor's Euclidean norm (0-d tensors) in one GIL-releasing call; None where PyTorch lacks it, or for no
+    tensors.
 
     A norm is finite only if every value is: NaN and infinity carry through the sum of squares. A finite tensor
     whose squares overflow has an infinite norm, which only sends it to the exact check.
     """
-    foreach = getattr(torch, "_foreach_norm", None) if fast else None
+    foreach = getattr(torch, "_foreach_norm", None)
     if not callable(foreach) or not tensors:
         return None
     with torch.no_grad():

@@ -39,22 +39,23 @@ class EarlyKernels:
     hold finite values only."""
 
     def __init__(self, model: torch.nn.Module, limit: int = _LIMIT) -> None:
-        views, copies, weights, used = [], [], [], 0
+        views, copies, kernels, used = [], [], [], 0
         for module in model.modules():
             weight = _plain_kernel(module)
             if weight is None or used + weight.nbytes > limit:
                 continue
             view = weight.permute(*range(2, weight.ndim), 1, 0)
             views.append(view)
-            weights.append(_key_of_tensor(weight))
+            kernels.append(_key_of_tensor(weight))
             copies.append(torch.empty(view.shape, dtype=view.dtype))
             used += weight.nbytes
         self._ready: dict[tuple, torch.Tensor] = {_key_of_tensor(v): c for v, c in zip(views, copies, strict=True)}
         self._failed: BaseException | None = None
-        self._norms: tuple[list[torch.Tensor] | None, list[tuple]] = (None, [])  # the copies' norms, their keys
-        self._finite: frozenset[tuple] | None = None  # the keys of the kernels found finite, once asked
-        self._thread = threading.Thread(target=self._copy_all, args=(copies, views, weights),
-                                        name="bnport-early-kernels", daemon=True)
+        self._kernels = kernels  # each copy's source kernel (its key), in the copies' order
+        self._norms: list[torch.Tensor] | None = None  # the copies' norms, once copied
+        self._finite: frozenset[tuple] | None = None  # the kernels found finite, once asked
+        self._thread = threading.Thread(target=self._copy_all, args=(copies, views), name="bnport-early-kernels",
+                                        daemon=True)
         if views:
             self._thread.start()
         self.used = 0  # how many copies were claimed
@@ -88,13 +89,12 @@ class EarlyKernels:
             return None
         if self._finite is None:
             self.wait()
-            norms, weights = self._norms
-            good = torch.stack(norms).isfinite().tolist() if norms else ()
-            self._finite = frozenset(key for key, ok in zip(weights, good) if ok)  # noqa: B905 (none: none known)
+            good = torch.stack(self._norms).isfinite().tolist() if self._norms else [False] * len(self._kernels)
+            self._finite = frozenset(key for key, ok in zip(self._kernels, good, strict=True) if ok)
         finite = self._finite
         return lambda value: _key_of_array(value) in finite
 
-    def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor], weights: list[tuple]) -> None:
+    def _copy_all(self, copies: list[torch.Tensor], views: list[torch.Tensor]) -> None:
         try:
             torch_compat.copy_all(copies, views)
         except BaseException as exc:  # reported by wait(); the writes then gather as usual
@@ -103,7 +103,7 @@ class EarlyKernels:
         # one call: each torch call returns into Python only once this thread has the GIL back. If it fails,
         # nothing is known early and the port reads the values as usual.
         with contextlib.suppress(Exception):
-            self._norms = (torch_compat.norms(copies), weights)
+            self._norms = torch_compat.norms(copies)
 
 
 def _plain_kernel(module: torch.nn.Module) -> torch.Tensor | None:
