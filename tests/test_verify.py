@@ -367,6 +367,7 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(k, x.shape)
     assert not frozen, "the export fell back to freezing"
+    monkeypatch.setattr(tf2onnx_compat, "_traced_graph_as_loaded", lambda concrete: None)
     monkeypatch.setattr(tf2onnx_compat, "_graph_def_without_freezing", lambda *args: None)
     keras_export._CACHE.clear()
     replay()
@@ -753,6 +754,56 @@ def test_grappler_runs_where_it_could_change_a_value():
             return tf.matmul(x, w) * 2.0
 
     assert grappler_could_change_a_value(graph_def(with_control_edge))
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet", "MobileNetV2", "InceptionV3"])
+def test_the_traced_graph_converts_to_the_graph_its_imported_copy_converts_to(name, monkeypatch):
+    """Where nothing is frozen and grappler is skipped, tf2onnx is given the traced graph itself instead of a copy
+    imported from its GraphDef: the same ONNX model, byte for byte (but the traced function's name in its doc
+    string), for a model tapped at every layer as verify exports it."""
+    import tf2onnx.tfonnx  # noqa: F401  (imported before the name counter is read: its import takes a name)
+
+    from bnport.adapters.keras import export as keras_export
+    from bnport.adapters.keras import taps as keras_taps
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.adapters.keras.graph import graph
+
+    model, shape = _zoo_or_fixture(name)
+    tapped = keras_taps.tapped(model, list(graph(model).nodes))
+    taken = []
+    traced_graph = tf2onnx_compat._traced_graph_as_loaded
+    monkeypatch.setattr(tf2onnx_compat, "_traced_graph_as_loaded", lambda c: taken.append(traced_graph(c))
+                        or taken[-1])
+    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
+    replay = replay_tf2onnx_names()
+    traced = keras_export.export_keras(tapped, shape).model
+    assert len(taken) == 1 and taken[0] is not None, "the traced graph was not converted"
+    monkeypatch.setattr(tf2onnx_compat, "_traced_graph_as_loaded", lambda c: None)
+    keras_export._CACHE.clear()
+    replay()
+    imported = keras_export.export_keras(tapped, shape).model
+    assert traced.graph.doc_string != imported.graph.doc_string  # two traces: two function names
+    traced.graph.doc_string = imported.graph.doc_string = ""
+    assert len(traced.graph.node) > 100
+    assert traced.SerializeToString(deterministic=True) == imported.SerializeToString(deterministic=True)
+
+
+def test_the_traced_graph_is_converted_only_where_its_import_would_change_nothing():
+    """An unknown rank (tf2onnx's shape inference would act on it), something grappler could change, a captured
+    variable (freezing would inline it): each takes the import. The plain graph is converted as traced."""
+    import tensorflow as tf
+
+    from bnport.adapters.keras.compat.tf2onnx import _traced_graph_as_loaded
+
+    def concrete(body, shape=(None, 4)):
+        return tf.function(body, input_signature=[tf.TensorSpec(shape, tf.float32)]).get_concrete_function()
+
+    plain = concrete(lambda x: tf.nn.relu(x * 2.0))
+    assert _traced_graph_as_loaded(plain) is plain.graph
+    assert _traced_graph_as_loaded(concrete(lambda x: tf.nn.relu(x * 2.0), shape=None)) is None
+    assert _traced_graph_as_loaded(concrete(lambda x: x / 3.0)) is None
+    variable = tf.Variable(tf.ones((4,)))
+    assert _traced_graph_as_loaded(concrete(lambda x: tf.nn.relu(x * variable))) is None
 
 
 def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):
