@@ -703,26 +703,38 @@ def _zoo_or_fixture(name):
     return keras_model(name), np.moveaxis(sample(name), 1, -1).shape
 
 
-@pytest.mark.parametrize("name", ["resnet", "mobilenet", "MobileNetV2", "InceptionV3"])
-def test_where_grappler_is_skipped_the_graph_computes_bit_for_bit_what_grappler_gives(name, monkeypatch):
+def _exported_both_ways(name: str, monkeypatch, decision: str, forced):
+    """The model ``name`` tapped at every layer (as verify exports it) exported twice, uncached: first with the
+    decision ``tf2onnx_compat.<decision>`` recorded, then with it answering ``forced``, tf2onnx's name counter
+    started where it started the first time (:func:`replay_tf2onnx_names`). Returns the input shape, what the
+    decision answered the first time, and the two exports."""
+    import tf2onnx.tfonnx  # noqa: F401  (imported before the name counter is read: its import takes a name)
+
     from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras import taps as keras_taps
     from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
     from bnport.adapters.keras.graph import graph
-    from bnport.onnxcheck import session as runtime
 
     model, shape = _zoo_or_fixture(name)
     tapped = keras_taps.tapped(model, list(graph(model).nodes))
-    decided = []
-    could = tf2onnx_compat.grappler_could_change_a_value
-    monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda g: decided.append(could(g))
-                        or decided[-1])
+    answers = []
+    decide = getattr(tf2onnx_compat, decision)
+    monkeypatch.setattr(tf2onnx_compat, decision, lambda arg: answers.append(decide(arg)) or answers[-1])
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    skipped = keras_export.export_keras(tapped, shape)
-    assert decided == [False], "grappler was not skipped for this graph"
-    monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda g: True)
+    replay = replay_tf2onnx_names()
+    first = keras_export.export_keras(tapped, shape)
+    monkeypatch.setattr(tf2onnx_compat, decision, lambda arg: forced)
     keras_export._CACHE.clear()
-    grappled = keras_export.export_keras(tapped, shape)
+    replay()
+    return shape, answers, first, keras_export.export_keras(tapped, shape)
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet", "MobileNetV2", "InceptionV3"])
+def test_where_grappler_is_skipped_the_graph_computes_bit_for_bit_what_grappler_gives(name, monkeypatch):
+    from bnport.onnxcheck import session as runtime
+
+    shape, decided, skipped, grappled = _exported_both_ways(name, monkeypatch, "grappler_could_change_a_value", True)
+    assert decided == [False], "grappler was not skipped for this graph"
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
     got, want = runtime.run(skipped.model, skipped.feeds(x)), runtime.run(grappled.model, grappled.feeds(x))
     assert len(got) == len(want) > 10
@@ -761,27 +773,9 @@ def test_the_traced_graph_converts_to_the_graph_its_imported_copy_converts_to(na
     """Where nothing is frozen and grappler is skipped, tf2onnx is given the traced graph itself instead of a copy
     imported from its GraphDef: the same ONNX model, byte for byte (but the traced function's name in its doc
     string), for a model tapped at every layer as verify exports it."""
-    import tf2onnx.tfonnx  # noqa: F401  (imported before the name counter is read: its import takes a name)
-
-    from bnport.adapters.keras import export as keras_export
-    from bnport.adapters.keras import taps as keras_taps
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
-    from bnport.adapters.keras.graph import graph
-
-    model, shape = _zoo_or_fixture(name)
-    tapped = keras_taps.tapped(model, list(graph(model).nodes))
-    taken = []
-    traced_graph = tf2onnx_compat._traced_graph_as_loaded
-    monkeypatch.setattr(tf2onnx_compat, "_traced_graph_as_loaded", lambda c: taken.append(traced_graph(c))
-                        or taken[-1])
-    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    replay = replay_tf2onnx_names()
-    traced = keras_export.export_keras(tapped, shape).model
+    _, taken, traced, imported = _exported_both_ways(name, monkeypatch, "_traced_graph_as_loaded", None)
     assert len(taken) == 1 and taken[0] is not None, "the traced graph was not converted"
-    monkeypatch.setattr(tf2onnx_compat, "_traced_graph_as_loaded", lambda c: None)
-    keras_export._CACHE.clear()
-    replay()
-    imported = keras_export.export_keras(tapped, shape).model
+    traced, imported = traced.model, imported.model
     assert traced.graph.doc_string != imported.graph.doc_string  # two traces: two function names
     traced.graph.doc_string = imported.graph.doc_string = ""
     assert len(traced.graph.node) > 100
