@@ -113,7 +113,7 @@ def _traced_graph_as_loaded(concrete):
 
     When there is nothing to freeze and grappler is skipped (:func:`_graph_def_without_freezing`), the loaded graph
     is the traced one's GraphDef imported into a new graph: the same ops, by the same names, in the same order, which
-    TensorFlow builds again one by one (0.1 s for a tapped DenseNet-121's 2,187 ops). tf2onnx converts a function's
+    TensorFlow builds again one by one (what that costs: docs/performance.md). tf2onnx converts a function's
     graph as it converts an imported one but for its shape inference, which it skips there; that inference only
     acts on tensors of unknown rank, so the traced graph is taken only when every tensor's rank is known. Its shapes
     are those TensorFlow inferred while tracing, which an import infers again. tf2onnx reads the graph and changes
