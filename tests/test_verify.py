@@ -367,8 +367,7 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(k, x.shape)
     assert not frozen, "the export fell back to freezing"
-    monkeypatch.setattr(tf2onnx_compat, "_traced_graph_as_loaded", lambda concrete: None)
-    monkeypatch.setattr(tf2onnx_compat, "_graph_def_without_freezing", lambda *args: None)
+    monkeypatch.setattr(tf2onnx_compat, "_loaded_without_freezing", lambda *args: None)
     keras_export._CACHE.clear()
     replay()
     slow = keras_export.export_keras(k, x.shape)
@@ -379,17 +378,19 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
 
 
 def _tapped_export_both_ways(name: str, monkeypatch, back_to_original):
-    """The Keras export of fixture ``name`` tapped at every weight-holding layer (as verify exports it) through
-    bnport's tf2onnx path; then again after ``back_to_original()`` has put one of tf2onnx's own functions back, the
-    export cache emptied and tf2onnx's name counters replayed, so the two graphs compare op for op. Returns both
-    exports, the input and the number of outputs."""
+    """The Keras export of fixture or zoo model ``name`` (:func:`_zoo_or_fixture`) tapped at every weight-holding
+    layer (as verify exports it) through bnport's tf2onnx path; then again after ``back_to_original()`` has put one of
+    tf2onnx's own functions back (or forced one of bnport's decisions), the export cache emptied and tf2onnx's name
+    counters replayed, so the two graphs compare op for op. Returns both exports, the input and the number of
+    outputs."""
+    import tf2onnx.tfonnx  # noqa: F401  (imported before the name counter is read: its import takes a name)
+
     from bnport.adapters.keras import export as keras_export
     from bnport.adapters.keras import taps as keras_taps
     from bnport.adapters.keras.graph import graph
 
-    k = keras_model(name)
+    k, x = _zoo_or_fixture(name)
     tapped = keras_taps.tapped(k, list(graph(k).nodes))
-    x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
     replay = replay_tf2onnx_names()
     fast = keras_export.export_keras(tapped, x.shape)
@@ -398,6 +399,14 @@ def _tapped_export_both_ways(name: str, monkeypatch, back_to_original):
     replay()
     slow = keras_export.export_keras(tapped, x.shape)
     return fast, slow, x, tapped.finals + len(tapped.taps)
+
+
+def _recorded(monkeypatch, owner, name: str) -> list:
+    """What ``owner.<name>`` answers from now on, one entry per call (the function itself still answers)."""
+    answers: list = []
+    decide = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda arg: answers.append(decide(arg)) or answers[-1])
+    return answers
 
 
 def _assert_same_graph_and_numbers(fast, slow, x, outputs: int) -> None:
@@ -689,53 +698,34 @@ def test_the_graph_grappler_is_given_is_the_one_tf2onnxs_loader_gives_it(name, m
         tf.import_graph_def(graph_def, name="")
         loader = tf_loader.tf_optimize(tf_loader.inputs_without_resource(sess, inputs), outputs, graph_def)
     monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda graph_def: True)
-    mine = tf2onnx_compat._graph_def_without_freezing(concrete, inputs, outputs)
+    mine = tf2onnx_compat._loaded_without_freezing(concrete, inputs, outputs)
     assert mine.SerializeToString(deterministic=True) == loader.SerializeToString(deterministic=True)
 
 
 def _zoo_or_fixture(name):
+    """The Keras model ``name`` (a fixture, or keras.applications' MobileNetV2 or InceptionV3) and an input for it:
+    the fixture's sample, or a seeded batch of two."""
     import keras
 
-    if name == "MobileNetV2":
-        return keras.applications.MobileNetV2(weights=None, input_shape=(64, 64, 3)), (2, 64, 64, 3)
-    if name == "InceptionV3":  # grappler merges its nested concatenations; tf2onnx keeps them: the same values
-        return keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3)), (2, 75, 75, 3)
-    return keras_model(name), np.moveaxis(sample(name), 1, -1).shape
-
-
-def _exported_both_ways(name: str, monkeypatch, decision: str, forced):
-    """The model ``name`` tapped at every layer (as verify exports it) exported twice, uncached: first with the
-    decision ``tf2onnx_compat.<decision>`` recorded, then with it answering ``forced``, tf2onnx's name counter
-    started where it started the first time (:func:`replay_tf2onnx_names`). Returns the input shape, what the
-    decision answered the first time, and the two exports."""
-    import tf2onnx.tfonnx  # noqa: F401  (imported before the name counter is read: its import takes a name)
-
-    from bnport.adapters.keras import export as keras_export
-    from bnport.adapters.keras import taps as keras_taps
-    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
-    from bnport.adapters.keras.graph import graph
-
-    model, shape = _zoo_or_fixture(name)
-    tapped = keras_taps.tapped(model, list(graph(model).nodes))
-    answers = []
-    decide = getattr(tf2onnx_compat, decision)
-    monkeypatch.setattr(tf2onnx_compat, decision, lambda arg: answers.append(decide(arg)) or answers[-1])
-    monkeypatch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
-    replay = replay_tf2onnx_names()
-    first = keras_export.export_keras(tapped, shape)
-    monkeypatch.setattr(tf2onnx_compat, decision, lambda arg: forced)
-    keras_export._CACHE.clear()
-    replay()
-    return shape, answers, first, keras_export.export_keras(tapped, shape)
+    zoo = {"MobileNetV2": (keras.applications.MobileNetV2, 64),
+           # grappler merges InceptionV3's nested concatenations; tf2onnx keeps them: the same values
+           "InceptionV3": (keras.applications.InceptionV3, 75)}
+    if name not in zoo:
+        return keras_model(name), np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
+    build, size = zoo[name]
+    x = np.random.default_rng(3).standard_normal((2, size, size, 3)).astype(np.float32)
+    return build(weights=None, input_shape=(size, size, 3)), x
 
 
 @pytest.mark.parametrize("name", ["resnet", "mobilenet", "MobileNetV2", "InceptionV3"])
 def test_where_grappler_is_skipped_the_graph_computes_bit_for_bit_what_grappler_gives(name, monkeypatch):
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
     from bnport.onnxcheck import session as runtime
 
-    shape, decided, skipped, grappled = _exported_both_ways(name, monkeypatch, "grappler_could_change_a_value", True)
+    decided = _recorded(monkeypatch, tf2onnx_compat, "grappler_could_change_a_value")
+    skipped, grappled, x, _ = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
+        tf2onnx_compat, "grappler_could_change_a_value", lambda graph_def: True))
     assert decided == [False], "grappler was not skipped for this graph"
-    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
     got, want = runtime.run(skipped.model, skipped.feeds(x)), runtime.run(grappled.model, grappled.feeds(x))
     assert len(got) == len(want) > 10
     assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
@@ -773,8 +763,12 @@ def test_the_traced_graph_converts_to_the_graph_its_imported_copy_converts_to(na
     """Where nothing is frozen and grappler is skipped, tf2onnx is given the traced graph itself instead of a copy
     imported from its GraphDef: the same ONNX model, byte for byte (but the traced function's name in its doc
     string), for a model tapped at every layer as verify exports it."""
-    _, taken, traced, imported = _exported_both_ways(name, monkeypatch, "_traced_graph_as_loaded", None)
-    assert len(taken) == 1 and taken[0] is not None, "the traced graph was not converted"
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+
+    taken = _recorded(monkeypatch, tf2onnx_compat, "_ranks_known")
+    traced, imported, _, _ = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
+        tf2onnx_compat, "_ranks_known", lambda graph: False))
+    assert taken == [True], "the traced graph was not converted"
     traced, imported = traced.model, imported.model
     assert traced.graph.doc_string != imported.graph.doc_string  # two traces: two function names
     traced.graph.doc_string = imported.graph.doc_string = ""
@@ -787,17 +781,19 @@ def test_the_traced_graph_is_converted_only_where_its_import_would_change_nothin
     variable (freezing would inline it): each takes the import. The plain graph is converted as traced."""
     import tensorflow as tf
 
-    from bnport.adapters.keras.compat.tf2onnx import _traced_graph_as_loaded
+    from bnport.adapters.keras.compat.tf2onnx import _loaded_without_freezing
 
-    def concrete(body, shape=(None, 4)):
-        return tf.function(body, input_signature=[tf.TensorSpec(shape, tf.float32)]).get_concrete_function()
+    def loaded(body, shape=(None, 4)):
+        concrete = tf.function(body, input_signature=[tf.TensorSpec(shape, tf.float32)]).get_concrete_function()
+        names = [[t.name for t in ts if t.dtype != tf.resource] for ts in (concrete.inputs, concrete.outputs)]
+        return concrete, _loaded_without_freezing(concrete, *names)
 
-    plain = concrete(lambda x: tf.nn.relu(x * 2.0))
-    assert _traced_graph_as_loaded(plain) is plain.graph
-    assert _traced_graph_as_loaded(concrete(lambda x: tf.nn.relu(x * 2.0), shape=None)) is None
-    assert _traced_graph_as_loaded(concrete(lambda x: x / 3.0)) is None
+    plain, graph = loaded(lambda x: tf.nn.relu(x * 2.0))
+    assert graph is plain.graph
+    assert isinstance(loaded(lambda x: tf.nn.relu(x * 2.0), shape=None)[1], tf.compat.v1.GraphDef)
+    assert isinstance(loaded(lambda x: x / 3.0)[1], tf.compat.v1.GraphDef)
     variable = tf.Variable(tf.ones((4,)))
-    assert _traced_graph_as_loaded(concrete(lambda x: tf.nn.relu(x * variable))) is None
+    assert loaded(lambda x: tf.nn.relu(x * variable))[1] is None
 
 
 def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):

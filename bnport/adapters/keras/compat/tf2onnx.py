@@ -8,10 +8,9 @@ graph, ``tfonnx.process_tf_graph``, ``optimizer.optimize_graph`` with the optimi
 * No graph optimizers (an empty set, through ``optimize_graph``'s own ``optimizers`` argument): they only tidy
   transposes, which ONNX Runtime's optimizer removes anyway (same outputs, same onnxruntime time).
 * No freezing of a function that captures no variable and calls no other function
-  (:func:`_graph_def_without_freezing`): freezing rebuilds the whole graph to inline variables bnport feeds as
-  inputs anyway.
-* No import of the traced graph into a new one where the import would only copy it (:func:`_traced_graph_as_loaded`):
-  the same ops, names and shapes, rebuilt one by one.
+  (:func:`_loaded_without_freezing`): freezing rebuilds the whole graph to inline variables bnport feeds as
+  inputs anyway; and where grappler is skipped too, no import of the traced graph into a new one, which would only
+  copy it.
 * Four ``tf2onnx.graph.Graph`` methods, ``GraphMatcher.match_ops`` and ``tfonnx.resolve_functions`` replaced for
   the conversion (:func:`~bnport.adapters.keras.compat.tf2onnx_graph.replacements`), through
   :class:`bnport.adapters.swaps.Swap` (the export lock held, the calling thread only, restored on every exit).
@@ -93,72 +92,65 @@ def _convert_fast(concrete, opset: int) -> onnx.ModelProto:
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
     renames = tensor_names_from_structed(concrete, inputs, outputs)
     with tf.device("/cpu:0"):
-        traced = _traced_graph_as_loaded(concrete)
-        if traced is None:
-            graph_def = _graph_def_without_freezing(concrete, inputs, outputs)
-            if graph_def is None:
-                graph_def = tf_loader.from_function(concrete, inputs, outputs)
-        with tf.Graph().as_default() as tf_graph:
-            if traced is None:
-                tf.import_graph_def(graph_def, name="")
-            g = tfonnx.process_tf_graph(tf_graph if traced is None else traced, continue_on_error=True, opset=opset,
+        loaded = _loaded_without_freezing(concrete, inputs, outputs)
+        if loaded is None:
+            loaded = tf_loader.from_function(concrete, inputs, outputs)
+        with tf.Graph().as_default() as tf_graph:  # a graph of its own, whichever graph is converted
+            if not isinstance(loaded, tf.Graph):
+                tf.import_graph_def(loaded, name="")
+                loaded = tf_graph
+            g = tfonnx.process_tf_graph(loaded, continue_on_error=True, opset=opset,
                                         custom_op_handlers=dict(CUSTOM_OPS), input_names=inputs,
                                         output_names=outputs, tensors_to_rename=renames)
             g = optimizer.optimize_graph(g, catch_errors=True, optimizers={})
             return g.make_model(f"converted from {concrete.name}")
 
 
-def _traced_graph_as_loaded(concrete):
-    """The function's own traced graph, when tf2onnx's loading would give the conversion a copy of it; else None.
-
-    When there is nothing to freeze and grappler is skipped (:func:`_graph_def_without_freezing`), the loaded graph
-    is the traced one's GraphDef imported into a new graph: the same ops, by the same names, in the same order, which
-    TensorFlow builds again one by one (what that costs: docs/performance.md). tf2onnx converts a function's
-    graph as it converts an imported one but for its shape inference, which it skips there; that inference only
-    acts on tensors of unknown rank, so the traced graph is taken only when every tensor's rank is known. Its shapes
-    are those TensorFlow inferred while tracing, which an import infers again. tf2onnx reads the graph and changes
-    nothing in it (a constant's value would be written only for ``const_node_values``, which bnport does not pass).
-    The same ONNX graph, node for node (tested on the fixtures and keras.applications models).
-    """
-    import tensorflow as tf
-    from tf2onnx import tf_utils
-
-    graph = concrete.graph
-    if any(external.dtype == tf.resource for external, _ in graph.captures):
-        return None
-    graph_def = graph.as_graph_def()  # what the check reads: ops, names and inputs (no shapes needed)
-    if graph_def.library.function or grappler_could_change_a_value(graph_def):
-        return None
-    if any(tf_utils.get_tf_tensor_shape(out) is None for op in graph.get_operations() for out in op.outputs):
-        return None
-    return graph
-
-
-def _graph_def_without_freezing(concrete, inputs: list[str], outputs: list[str]):
-    """The graph tf2onnx's loader would return, when freezing has nothing to do; else None.
+def _loaded_without_freezing(concrete, inputs: list[str], outputs: list[str]):
+    """What tf2onnx's loader would give the conversion, when freezing has nothing to do; else None.
 
     Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines called
     functions, rebuilding the whole graph to do so (docs/performance.md). bnport's exports feed the
     weights as inputs: when the function captures no variable and calls no other function, its graph already is
-    what freezing returns, and the rest of tf2onnx's loading runs on it, but for two steps: the loader imports the
-    whole graph into a session only to drop the inputs of resource dtype, and ``inputs`` holds none (the caller
-    leaves them out), so grappler is given the graph directly, under an empty default graph as in the loader; and
-    grappler is skipped where it could not change a value (:func:`grappler_could_change_a_value`). Plain tensors
-    it captured stay placeholders either way.
+    what freezing returns (the loader's fix of ``ResourceGather`` ops only touches called functions), and the rest
+    of tf2onnx's loading runs on it, but for these steps:
+
+    * the loader imports the whole graph into a session only to drop the inputs of resource dtype, and ``inputs``
+      holds none (the caller leaves them out), so grappler is given the GraphDef directly, under an empty default
+      graph as in the loader;
+    * grappler is skipped where it could not change a value (:func:`grappler_could_change_a_value`);
+    * without grappler, the loaded graph would be the GraphDef imported into a new graph: the same ops, by the same
+      names, in the same order, which TensorFlow builds again one by one. The traced graph itself is returned
+      instead where every tensor's rank is known (:func:`_ranks_known`).
+
+    Plain tensors it captured stay placeholders either way. Returns a ``tf.Graph`` to convert as it is, or a
+    GraphDef to import.
     """
     import tensorflow as tf
     from tf2onnx import tf_loader
 
-    if any(external.dtype == tf.resource for external, _ in concrete.graph.captures):
+    graph = concrete.graph
+    if any(external.dtype == tf.resource for external, _ in graph.captures):
         return None
-    graph_def = concrete.graph.as_graph_def(add_shapes=True)
-    if graph_def.library.function:
+    plain = graph.as_graph_def()  # what the checks read: ops, names and inputs (no shapes)
+    if plain.library.function:
         return None
-    graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
-    if not grappler_could_change_a_value(graph_def):
-        return graph_def
-    with tf.Graph().as_default():  # what the loader's graph holds for grappler: no collections
-        return tf_loader.tf_optimize(inputs, outputs, graph_def)
+    if grappler_could_change_a_value(plain):
+        with tf.Graph().as_default():  # what the loader's graph holds for grappler: no collections
+            return tf_loader.tf_optimize(inputs, outputs, graph.as_graph_def(add_shapes=True))
+    return graph if _ranks_known(graph) else graph.as_graph_def(add_shapes=True)
+
+
+def _ranks_known(graph) -> bool:
+    """Whether every tensor of ``graph`` has a known rank, so that tf2onnx converts it as it converts its imported
+    copy. tf2onnx converts a function's graph as an imported one but for its shape inference, which it skips there;
+    that inference only acts on tensors of unknown rank. The shapes are those TensorFlow inferred while tracing,
+    which an import infers again. tf2onnx reads the graph and changes nothing in it (a constant's value would be
+    written only for ``const_node_values``, which bnport does not pass): the same ONNX graph, node for node (tested
+    on the fixtures and keras.applications models)."""
+    from tf2onnx import tf_utils
+
+    return all(tf_utils.get_tf_tensor_shape(out) is not None for op in graph.get_operations() for out in op.outputs)
 
 
 #: TensorFlow ops of the Keras graphs bnport exports whose rewrites by grappler's optimizers in tf2onnx's loader
