@@ -358,6 +358,7 @@ def test_keras_export_skips_freezing_and_computes_the_same(name, monkeypatch):
     from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
     from bnport.onnxcheck import session as runtime
 
+    monkeypatch.setattr(tf2onnx_compat, "IN_A_GRAPH", False)  # freezing is a step of the function path
     k = keras_model(name)
     x = np.ascontiguousarray(np.moveaxis(sample(name), 1, -1))
     frozen = []
@@ -674,6 +675,7 @@ def _concrete_function(model, shape, monkeypatch):
     seen = []
     convert_fast = tf2onnx_compat._convert_fast
     with monkeypatch.context() as patch:
+        patch.setattr(tf2onnx_compat, "IN_A_GRAPH", False)
         patch.setattr(tf2onnx_compat, "_convert_fast", lambda concrete, opset: seen.append(concrete)
                       or convert_fast(concrete, opset))
         patch.setattr(keras_export, "_CACHE", keras_export.OrderedDict())
@@ -698,7 +700,7 @@ def test_the_graph_grappler_is_given_is_the_one_tf2onnxs_loader_gives_it(name, m
         tf.import_graph_def(graph_def, name="")
         loader = tf_loader.tf_optimize(tf_loader.inputs_without_resource(sess, inputs), outputs, graph_def)
     monkeypatch.setattr(tf2onnx_compat, "grappler_could_change_a_value", lambda graph_def: True)
-    mine = tf2onnx_compat._loaded_without_freezing(concrete, inputs, outputs)
+    mine = tf2onnx_compat._loaded_without_freezing(concrete.graph, inputs, outputs)
     assert mine.SerializeToString(deterministic=True) == loader.SerializeToString(deterministic=True)
 
 
@@ -770,9 +772,8 @@ def test_the_traced_graph_converts_to_the_graph_its_imported_copy_converts_to(na
         tf2onnx_compat, "_ranks_known", lambda graph: False))
     assert taken == [True], "the traced graph was not converted"
     traced, imported = traced.model, imported.model
-    assert traced.graph.doc_string != imported.graph.doc_string  # two traces: two function names
-    traced.graph.doc_string = imported.graph.doc_string = ""
-    assert len(traced.graph.node) > 100
+    traced.graph.doc_string = imported.graph.doc_string = ""  # the traced function's name
+    assert len(traced.graph.node) > 50  # not a trivial graph
     assert traced.SerializeToString(deterministic=True) == imported.SerializeToString(deterministic=True)
 
 
@@ -786,7 +787,7 @@ def test_the_traced_graph_is_converted_only_where_its_import_would_change_nothin
     def loaded(body, shape=(None, 4)):
         concrete = tf.function(body, input_signature=[tf.TensorSpec(shape, tf.float32)]).get_concrete_function()
         names = [[t.name for t in ts if t.dtype != tf.resource] for ts in (concrete.inputs, concrete.outputs)]
-        return concrete, _loaded_without_freezing(concrete, *names)
+        return concrete, _loaded_without_freezing(concrete.graph, *names)
 
     plain, graph = loaded(lambda x: tf.nn.relu(x * 2.0))
     assert graph is plain.graph
@@ -794,6 +795,66 @@ def test_the_traced_graph_is_converted_only_where_its_import_would_change_nothin
     assert isinstance(loaded(lambda x: x / 3.0)[1], tf.compat.v1.GraphDef)
     variable = tf.Variable(tf.ones((4,)))
     assert loaded(lambda x: tf.nn.relu(x * variable))[1] is None
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet", "conv1d", "MobileNetV2", "InceptionV3"])
+def test_the_plain_graph_trace_gives_the_functions_nodes_but_its_identities_and_the_same_numbers(name, monkeypatch):
+    """Traced in a plain ``tf.Graph`` instead of as a ``tf.function``, a model tapped at every layer (as verify
+    exports it) gives the ONNX nodes of the function's graph, in their order, but for the ``Identity`` the function
+    puts behind each output; and the same outputs bit for bit."""
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.onnxcheck import session as runtime
+
+    trace = tf2onnx_compat._traced_in_a_graph
+    taken: list = []
+    monkeypatch.setattr(tf2onnx_compat, "_traced_in_a_graph", lambda *a: taken.append(trace(*a)) or taken[-1])
+    plain, function, x, outputs = _tapped_export_both_ways(name, monkeypatch, lambda: monkeypatch.setattr(
+        tf2onnx_compat, "IN_A_GRAPH", False))
+    assert len(taken) == 1 and taken[0] is not None, "the plain-graph trace was not taken"
+
+    def without_identities(model):
+        return [n.op_type for n in model.graph.node if n.op_type != "Identity"]
+
+    assert without_identities(plain.model) == without_identities(function.model)
+    identities = [sum(n.op_type == "Identity" for n in e.model.graph.node) for e in (plain, function)]
+    # the function's graph has an Identity behind each output; the plain one only behind an output repeated
+    assert 0 < identities[1] - identities[0] <= outputs, identities
+    got, want = runtime.run(plain.model, plain.feeds(x)), runtime.run(function.model, function.feeds(x))
+    assert len(got) == outputs and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_the_plain_graph_trace_gives_repeated_outputs_their_own_and_leaves_captures_to_the_function_path():
+    """An output that is an input or an output already is given an ``Identity`` of its own, so the graph has one
+    output per value returned; a function that computes with an eager tensor or a variable (which a plain graph
+    cannot capture) is traced as a ``tf.function``, the tensor frozen as before."""
+    import tensorflow as tf
+
+    from bnport.adapters.keras.compat import tf2onnx as tf2onnx_compat
+    from bnport.onnxcheck import session as runtime
+
+    signature = [tf.TensorSpec((None, 3), tf.float32, name="x0")]
+    x = np.array([[-1.0, 0.5, 2.0]], np.float32)
+
+    def repeated(x):
+        y = tf.nn.relu(x)
+        return [x, y, y]
+
+    assert tf2onnx_compat._traced_in_a_graph(repeated, signature) is not None
+    captured: dict = {}
+    model = tf2onnx_compat.convert(tf.function(repeated), signature, opset=17, captured=captured)
+    assert len({o.name for o in model.graph.output}) == 3 and not captured
+    got = runtime.run(model, {"x0": x})
+    assert [a.tolist() for a in got] == [x.tolist(), np.maximum(x, 0).tolist(), np.maximum(x, 0).tolist()]
+
+    scale, variable = tf.constant([2.0, 3.0, 4.0]), tf.Variable([1.0, 1.0, 1.0])
+    for body in (lambda x: x * scale, lambda x: x + variable):
+        assert tf2onnx_compat._traced_in_a_graph(body, signature) is None
+    captured = {}
+    model = tf2onnx_compat.convert(tf.function(lambda x: x * scale), signature, opset=17, captured=captured)
+    assert len(captured) == 1  # the function path took it: the eager tensor became a graph input to feed
+    fed = {"x0": x, **captured}
+    assert np.array_equal(runtime.run(model, {k: v for k, v in fed.items()
+                                              if k in {i.name for i in model.graph.input}})[0], x * [2.0, 3.0, 4.0])
 
 
 def test_keras_export_walks_the_tensorflow_graph_once(monkeypatch):

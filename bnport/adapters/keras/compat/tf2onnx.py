@@ -5,9 +5,12 @@ The public path is ``tf2onnx.convert.from_function``. On the tf2onnx versions in
 graph, ``tfonnx.process_tf_graph``, ``optimizer.optimize_graph`` with the optimizer set passed as an argument,
 ``make_model``) with these differences, each giving the same graph faster (pinned by tests over the fixtures):
 
+* The Keras forward traced in a plain ``tf.Graph`` rather than as the ``tf.function`` (:func:`_traced_in_a_graph`):
+  the same TensorFlow ops without a function's tracing machinery and the ``Identity`` behind each of its outputs;
+  a function that captures a tensor or variable, which only a ``tf.function`` can trace, is traced as one.
 * No graph optimizers (an empty set, through ``optimize_graph``'s own ``optimizers`` argument): they only tidy
   transposes, which ONNX Runtime's optimizer removes anyway (same outputs, same onnxruntime time).
-* No freezing of a function that captures no variable and calls no other function
+* No freezing of a graph that captures no variable and calls no function
   (:func:`_loaded_without_freezing`): freezing rebuilds the whole graph to inline variables bnport feeds as
   inputs anyway; and where grappler is skipped too, no import of the traced graph into a new one, which would only
   copy it.
@@ -67,10 +70,17 @@ def convert(function, signature: Sequence, *, opset: int, captured: dict[str, np
     import tensorflow as tf
 
     with EXPORT_LOCK:
+        fast = FAST and probe() is None
+        traced = _traced_in_a_graph(function.python_function, signature) if fast and IN_A_GRAPH else None
+        if traced is not None:
+            with Swap("tf2onnx", tf2onnx_graph.replacements()) as swap:
+                model = _converted(*traced, opset, f"converted from {function.python_function.__name__}")
+            swap.check()
+            return model
         concrete = function.get_concrete_function(*signature)
         captured.update({internal.name: external.numpy() for external, internal in concrete.graph.captures
                          if external.dtype != tf.resource})
-        if not FAST or probe() is not None:
+        if not fast:
             import tf2onnx
 
             model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset,
@@ -82,36 +92,88 @@ def convert(function, signature: Sequence, *, opset: int, captured: dict[str, np
         return model
 
 
+#: False: always trace a ``tf.function`` (what tf2onnx's public path converts) instead of tracing in a plain graph
+IN_A_GRAPH = True
+
+
+def _traced_in_a_graph(forward, signature: Sequence):
+    """``forward`` traced in a plain ``tf.Graph`` (placeholders named as ``signature``), as ``(loaded, inputs,
+    outputs, renames)`` for :func:`_converted`; None where only a ``tf.function`` can trace it or where tf2onnx's
+    loader would have more to do than :func:`_loaded_without_freezing` does.
+
+    A ``tf.function`` traces the same TensorFlow ops into a ``FuncGraph`` and puts an ``Identity`` behind each output
+    (a tapped DenseNet-121: 2,187 ops against 1,944), ops tf2onnx then converts one by one; and its tracing machinery
+    is paid once per export. A plain graph cannot capture an eager tensor or variable: a model that computes with one
+    (a ``Normalization`` layer's mean) fails here and is traced as a function, which freezes it. An output that is a
+    graph input or another output gets an ``Identity`` of its own, as each output of a function has. The ONNX graph
+    holds the same nodes but for those ``Identity`` nodes, and computes the same numbers bit for bit (tested on the
+    fixtures and keras.applications models).
+    """
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            placeholders = [tf.compat.v1.placeholder(s.dtype, s.shape, name=s.name) for s in signature]
+            outputs, seen = [], {p.name for p in placeholders}
+            for out in tf.nest.flatten(forward(*placeholders)):
+                if not isinstance(out, tf.Tensor) or out.graph is not graph:
+                    return None
+                if out.name in seen:
+                    out = tf.identity(out)
+                seen.add(out.name)
+                outputs.append(out)
+    except Exception:  # what a plain graph cannot trace: the function path traces it, or raises the error itself
+        return None
+    if any(t.dtype == tf.resource for op in graph.get_operations() for t in op.outputs):
+        return None  # a variable made while tracing: the function path freezes it
+    inputs = [p.name for p in placeholders]
+    names = [o.name for o in outputs]
+    with tf.device("/cpu:0"):
+        loaded = _loaded_without_freezing(graph, inputs, names)
+    if loaded is None:
+        return None
+    return loaded, inputs, names, {p.name: s.name for p, s in zip(placeholders, signature, strict=True)}
+
+
 def _convert_fast(concrete, opset: int) -> onnx.ModelProto:
     """``tf2onnx.convert.from_function``'s steps, from tf2onnx's public pieces, without optimizers or freezing."""
     import tensorflow as tf
-    from tf2onnx import optimizer, tf_loader, tfonnx
+    from tf2onnx import tf_loader
     from tf2onnx.convert import tensor_names_from_structed
 
     inputs = [t.name for t in concrete.inputs if t.dtype != tf.resource]
     outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
     renames = tensor_names_from_structed(concrete, inputs, outputs)
     with tf.device("/cpu:0"):
-        loaded = _loaded_without_freezing(concrete, inputs, outputs)
+        loaded = _loaded_without_freezing(concrete.graph, inputs, outputs)
         if loaded is None:
             loaded = tf_loader.from_function(concrete, inputs, outputs)
-        with tf.Graph().as_default() as tf_graph:  # a graph of its own, whichever graph is converted
-            if not isinstance(loaded, tf.Graph):
-                tf.import_graph_def(loaded, name="")
-                loaded = tf_graph
-            g = tfonnx.process_tf_graph(loaded, continue_on_error=True, opset=opset,
-                                        custom_op_handlers=dict(CUSTOM_OPS), input_names=inputs,
-                                        output_names=outputs, tensors_to_rename=renames)
-            g = optimizer.optimize_graph(g, catch_errors=True, optimizers={})
-            return g.make_model(f"converted from {concrete.name}")
+    return _converted(loaded, inputs, outputs, renames, opset, f"converted from {concrete.name}")
 
 
-def _loaded_without_freezing(concrete, inputs: list[str], outputs: list[str]):
-    """What tf2onnx's loader would give the conversion, when freezing has nothing to do; else None.
+def _converted(loaded, inputs: list[str], outputs: list[str], renames: dict, opset: int, doc: str) -> onnx.ModelProto:
+    """tf2onnx's conversion of ``loaded`` (a ``tf.Graph`` as it is, or a GraphDef imported first), no optimizers."""
+    import tensorflow as tf
+    from tf2onnx import optimizer, tfonnx
+
+    with tf.device("/cpu:0"), tf.Graph().as_default() as tf_graph:  # a graph of its own, whichever is converted
+        if not isinstance(loaded, tf.Graph):
+            tf.import_graph_def(loaded, name="")
+            loaded = tf_graph
+        g = tfonnx.process_tf_graph(loaded, continue_on_error=True, opset=opset, custom_op_handlers=dict(CUSTOM_OPS),
+                                    input_names=inputs, output_names=outputs, tensors_to_rename=renames)
+        g = optimizer.optimize_graph(g, catch_errors=True, optimizers={})
+        return g.make_model(doc)
+
+
+def _loaded_without_freezing(graph, inputs: list[str], outputs: list[str]):
+    """What tf2onnx's loader would give the conversion of ``graph`` (a ``tf.function``'s or a plain one), when
+    freezing has nothing to do; else None.
 
     Freezing (``convert_variables_to_constants_v2``) turns captured variables into constants and inlines called
     functions, rebuilding the whole graph to do so (docs/performance.md). bnport's exports feed the
-    weights as inputs: when the function captures no variable and calls no other function, its graph already is
+    weights as inputs: when the graph captures no variable and calls no function, it already is
     what freezing returns (the loader's fix of ``ResourceGather`` ops only touches called functions), and the rest
     of tf2onnx's loading runs on it, but for these steps:
 
@@ -120,7 +182,7 @@ def _loaded_without_freezing(concrete, inputs: list[str], outputs: list[str]):
       graph as in the loader;
     * grappler is skipped where it could not change a value (:func:`grappler_could_change_a_value`);
     * without grappler, the loaded graph would be the GraphDef imported into a new graph: the same ops, by the same
-      names, in the same order, which TensorFlow builds again one by one. The traced graph itself is returned
+      names, in the same order, which TensorFlow builds again one by one. The graph itself is returned
       instead where every tensor's rank is known (:func:`_ranks_known`).
 
     Plain tensors it captured stay placeholders either way. Returns a ``tf.Graph`` to convert as it is, or a
@@ -129,8 +191,7 @@ def _loaded_without_freezing(concrete, inputs: list[str], outputs: list[str]):
     import tensorflow as tf
     from tf2onnx import tf_loader
 
-    graph = concrete.graph
-    if any(external.dtype == tf.resource for external, _ in graph.captures):
+    if any(external.dtype == tf.resource for external, _ in getattr(graph, "captures", ())):
         return None
     plain = graph.as_graph_def()  # what the checks read: ops, names and inputs (no shapes)
     if plain.library.function:

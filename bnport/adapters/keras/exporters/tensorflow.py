@@ -2,7 +2,8 @@
 
 Called directly rather than through ``model.export`` so that bnport chooses the input signature, keeps the graph in
 memory and feeds the weights as inputs. tf2onnx's graph optimizers are skipped (they only tidy transposes that ONNX
-Runtime's own optimizer removes anyway: docs/performance.md).
+Runtime's own optimizer removes anyway: docs/performance.md), and on the tested tf2onnx the function is traced in a
+plain graph where it can be (:mod:`bnport.adapters.keras.compat.tf2onnx`).
 """
 
 from __future__ import annotations
