@@ -63,7 +63,8 @@ def probe() -> str | None:
 def convert(function, signature: Sequence, *, opset: int, captured: dict[str, np.ndarray]) -> onnx.ModelProto:
     """The ONNX model of the ``tf.function`` ``function`` for ``signature``; the plain tensors the function captured
     are put in ``captured`` by their graph input name (tf2onnx makes them graph inputs that nobody feeds). TensorFlow
-    ops tf2onnx cannot convert go through :data:`CUSTOM_OPS`.
+    ops tf2onnx cannot convert go through :data:`CUSTOM_OPS`. On the fast path the function's Python code is traced
+    in a plain graph where it can be (:func:`_traced_in_a_graph`), which captures nothing.
 
     Runs under :data:`~bnport.adapters.swaps.EXPORT_LOCK` whichever path it takes.
     """
