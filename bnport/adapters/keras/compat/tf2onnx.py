@@ -73,22 +73,19 @@ def convert(function, signature: Sequence, *, opset: int, captured: dict[str, np
     with EXPORT_LOCK:
         fast = FAST and probe() is None
         traced = _traced_in_a_graph(function.python_function, signature) if fast and IN_A_GRAPH else None
-        if traced is not None:
-            with Swap("tf2onnx", tf2onnx_graph.replacements()) as swap:
-                model = _converted(*traced, opset, f"converted from {function.python_function.__name__}")
-            swap.check()
-            return model
-        concrete = function.get_concrete_function(*signature)
-        captured.update({internal.name: external.numpy() for external, internal in concrete.graph.captures
-                         if external.dtype != tf.resource})
-        if not fast:
-            import tf2onnx
+        if traced is None:
+            concrete = function.get_concrete_function(*signature)
+            captured.update({internal.name: external.numpy() for external, internal in concrete.graph.captures
+                             if external.dtype != tf.resource})
+            if not fast:
+                import tf2onnx
 
-            model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset,
-                                                     custom_op_handlers=dict(CUSTOM_OPS))
-            return model
+                model, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset,
+                                                         custom_op_handlers=dict(CUSTOM_OPS))
+                return model
         with Swap("tf2onnx", tf2onnx_graph.replacements()) as swap:
-            model = _convert_fast(concrete, opset)
+            model = _convert_fast(concrete, opset) if traced is None else _converted(
+                *traced, opset, f"converted from {function.python_function.__name__}")
         swap.check()
         return model
 
@@ -126,8 +123,6 @@ def _traced_in_a_graph(forward, signature: Sequence):
                 outputs.append(out)
     except Exception:  # what a plain graph cannot trace: the function path traces it, or raises the error itself
         return None
-    if any(t.dtype == tf.resource for op in graph.get_operations() for t in op.outputs):
-        return None  # a variable made while tracing: the function path freezes it
     inputs = [p.name for p in placeholders]
     names = [o.name for o in outputs]
     with tf.device("/cpu:0"):
@@ -192,8 +187,8 @@ def _loaded_without_freezing(graph, inputs: list[str], outputs: list[str]):
     import tensorflow as tf
     from tf2onnx import tf_loader
 
-    if any(external.dtype == tf.resource for external, _ in getattr(graph, "captures", ())):
-        return None
+    if any(out.dtype == tf.resource for op in graph.get_operations() for out in op.outputs):
+        return None  # a variable, captured (a function's) or made while tracing: freezing has it to inline
     plain = graph.as_graph_def()  # what the checks read: ops, names and inputs (no shapes)
     if plain.library.function:
         return None
